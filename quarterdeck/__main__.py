@@ -1,0 +1,5 @@
+"""`python -m quarterdeck` runs the command-line interface."""
+
+from quarterdeck.cli import app
+
+app()

@@ -1,0 +1,208 @@
+"""The `quarterdeck.yaml` format (docs/descriptor-format.md): its schema and its reading into drafts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+
+from quarterdeck.catalog.descriptors.drafts import (
+    Draft,
+    EntityDraft,
+    Origin,
+    PersonDraft,
+    Problem,
+    ServiceDraft,
+    SystemDraft,
+    TeamDraft,
+)
+from quarterdeck.catalog.descriptors.names import SLUG_PATTERN, TAG_PATTERN
+from quarterdeck.catalog.descriptors.yaml_documents import Document
+
+API_VERSION = "quarterdeck/v1"
+
+Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=63)]
+Tag = Annotated[str, StringConstraints(pattern=TAG_PATTERN, max_length=63)]
+PersonRef = Annotated[str, StringConstraints(min_length=1, max_length=320, strip_whitespace=True)]
+Role = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:[-_ ][a-z0-9]+)*$", max_length=100)]
+Text = Annotated[str, StringConstraints(max_length=20000)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=300, strip_whitespace=True)]
+Url = Annotated[str, StringConstraints(pattern=r"^(https?|mailto|slack|msteams):[^\s]+$", max_length=2000)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class Link(_Strict):
+    kind: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$", max_length=50)] = "other"
+    url: Url
+    title: Annotated[str, StringConstraints(max_length=300)] | None = None
+
+
+class Contact(_Strict):
+    role: Role
+    person: PersonRef
+
+
+class Member(_Strict):
+    person: PersonRef
+    role: Role = "member"
+
+
+class _Envelope(_Strict):
+    apiVersion: Literal["quarterdeck/v1"]  # noqa: N815 - the descriptor's own key
+    annotations: dict[Annotated[str, StringConstraints(max_length=317)], str] = Field(default_factory=dict)
+    links: list[Link] = Field(default_factory=list)
+
+
+class ServiceDescriptor(_Envelope):
+    kind: Literal["Service"]
+    slug: Slug
+    title: ShortText | None = None
+    description: Text = ""
+    type: Slug = "service"
+    lifecycle: Slug = "production"
+    tier: Annotated[int, Field(ge=1, le=4, strict=True)] | None = None
+    system: Slug | None = None
+    owner: Slug
+    contacts: list[Contact] = Field(default_factory=list)
+    tags: list[Tag] = Field(default_factory=list)
+    depends_on: list[Slug] = Field(default_factory=list)
+    image: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9][^\s@]*$", max_length=500)] | None = None
+    custom: dict[Slug, str | int | float | bool] = Field(default_factory=dict)
+
+
+class TeamDescriptor(_Envelope):
+    kind: Literal["Team"]
+    slug: Slug
+    name: ShortText
+    description: Text = ""
+    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)] | None = None
+    chat: Annotated[str, StringConstraints(max_length=200)] | None = None
+    parent: Slug | None = None
+    members: list[Member] = Field(default_factory=list)
+
+
+class PersonDescriptor(_Envelope):
+    kind: Literal["Person"]
+    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)]
+    name: ShortText
+    handle: Slug | None = None
+    chat: Annotated[str, StringConstraints(max_length=200)] | None = None
+    title: Annotated[str, StringConstraints(max_length=300)] | None = None
+    teams: list[Slug] = Field(default_factory=list)
+
+
+class SystemDescriptor(_Envelope):
+    kind: Literal["System"]
+    slug: Slug
+    title: ShortText | None = None
+    description: Text = ""
+    owner: Slug | None = None
+    domain: Slug | None = None
+
+
+AnyDescriptor = Annotated[
+    ServiceDescriptor | TeamDescriptor | PersonDescriptor | SystemDescriptor, Field(discriminator="kind")
+]
+DESCRIPTOR_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyDescriptor)
+
+
+def descriptor_json_schema() -> dict[str, Any]:
+    schema = DESCRIPTOR_ADAPTER.json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Quarterdeck descriptor (one YAML document of quarterdeck.yaml)"
+    return schema
+
+
+def _links(links: list[Link]) -> list[dict[str, str]]:
+    return [{"kind": link.kind, "url": link.url, "title": link.title or ""} for link in links]
+
+
+def _to_entity(parsed: Any) -> EntityDraft:
+    if isinstance(parsed, ServiceDescriptor):
+        return ServiceDraft(
+            slug=parsed.slug,
+            title=parsed.title or parsed.slug,
+            description=parsed.description,
+            type=parsed.type,
+            lifecycle=parsed.lifecycle,
+            tier=parsed.tier,
+            system_ref=parsed.system,
+            owner_ref=parsed.owner,
+            contacts=[(c.role, c.person.lower()) for c in parsed.contacts],
+            links=_links(parsed.links),
+            tags=sorted(set(parsed.tags)),
+            dependencies=[("depends_on", "component", dep) for dep in dict.fromkeys(parsed.depends_on)],
+            image_repository=parsed.image,
+            annotations=parsed.annotations,
+            custom_fields=parsed.custom,
+        )
+    if isinstance(parsed, TeamDescriptor):
+        return TeamDraft(
+            slug=parsed.slug,
+            name=parsed.name,
+            description=parsed.description,
+            email=parsed.email,
+            chat_channel=parsed.chat,
+            parent_ref=parsed.parent,
+            members=[(m.person.lower(), m.role) for m in parsed.members],
+            links=_links(parsed.links),
+            annotations=parsed.annotations,
+        )
+    if isinstance(parsed, PersonDescriptor):
+        return PersonDraft(
+            slug=parsed.handle or parsed.email.split("@", 1)[0].lower(),
+            name=parsed.name,
+            email=parsed.email.lower(),
+            chat_handle=parsed.chat,
+            title=parsed.title,
+            teams=list(dict.fromkeys(parsed.teams)),
+            links=_links(parsed.links),
+            annotations=parsed.annotations,
+        )
+    assert isinstance(parsed, SystemDescriptor)
+    return SystemDraft(
+        slug=parsed.slug,
+        title=parsed.title or parsed.slug,
+        description=parsed.description,
+        owner_ref=parsed.owner,
+        domain_ref=parsed.domain,
+        links=_links(parsed.links),
+        annotations=parsed.annotations,
+    )
+
+
+def validation_problems(exc: ValidationError, doc: Document, file: str) -> list[Problem]:
+    """Pydantic's errors as located problems: `tier: Input should be less than or equal to 4`."""
+    problems = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"] if part not in _MODEL_TAGS]
+        path = ".".join(loc)
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = f"unknown field {loc[-1]!r}"
+        elif error["type"] == "missing":
+            message = f"{path} is required"
+        elif path:
+            message = f"{path}: {message}"
+        problems.append(Problem(file, doc.line_of(path), message, path or None))
+    return problems
+
+
+_MODEL_TAGS = {"Service", "Team", "Person", "System"}
+
+
+def read_quarterdeck_document(doc: Document, file: str) -> tuple[Draft | None, list[Problem]]:
+    if not isinstance(doc.data, dict):
+        return None, [Problem(file, doc.line, "a descriptor document must be a mapping")]
+    kind = doc.data.get("kind")
+    if kind not in _MODEL_TAGS:
+        expected = ", ".join(sorted(_MODEL_TAGS))
+        return None, [Problem(file, doc.line_of("kind"), f"kind {kind!r} is not one of {expected}", "kind")]
+    try:
+        parsed = DESCRIPTOR_ADAPTER.validate_python(doc.data)
+    except ValidationError as exc:
+        return None, validation_problems(exc, doc, file)
+    return Draft(_to_entity(parsed), Origin(file, doc.line, doc.text)), []
