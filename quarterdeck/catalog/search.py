@@ -1,0 +1,200 @@
+"""The search index: one row per entity, and ranked, prefix and typo-tolerant queries over it.
+
+SQLite uses FTS5 (a word index and a trigram index kept in step by triggers); PostgreSQL uses a
+generated tsvector and pg_trgm. Both branches sit behind `search()` and are tested alike.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+from sqlalchemy import delete, select, text
+from sqlalchemy.orm import Session
+
+from quarterdeck.catalog.models import Person, SearchDocument, Service, System, Team
+from quarterdeck.db import dialect_name
+
+ENTITY_TYPES = ("service", "team", "person", "system")
+_WORD = re.compile(r"[\w]+", re.UNICODE)
+FUZZY_THRESHOLD = 0.72
+
+
+@dataclass(frozen=True)
+class Hit:
+    entity_type: str
+    entity_id: int
+    slug: str
+    name: str
+    summary: str
+    url: str
+    score: float
+    matched_by: str  # "exact", "text" or "fuzzy"
+
+
+def service_url(kind: str, slug: str) -> str:
+    return f"/services/{slug}" if kind == "component" else f"/services/{slug}?kind={kind}"
+
+
+def _document_fields(entity: Service | Team | Person | System) -> tuple[str, str, str, str, str]:
+    """(type, name, summary, body, url) of an entity's search row."""
+    if isinstance(entity, Service):
+        body = " ".join(
+            [entity.kind, entity.type, entity.lifecycle, entity.owner_ref or "", entity.system_ref or ""]
+            + [tag.tag for tag in entity.tags]
+            + [f"{c.role} {c.person_ref}" for c in entity.contacts]
+        )
+        return "service", entity.title, entity.description, body, service_url(entity.kind, entity.slug)
+    if isinstance(entity, Team):
+        body = " ".join(filter(None, [entity.email, entity.chat_channel, entity.parent_ref, entity.type]))
+        return "team", entity.name, entity.description, body, f"/teams/{entity.slug}"
+    if isinstance(entity, Person):
+        body = " ".join(filter(None, [entity.email, entity.chat_handle, entity.title]))
+        return "person", entity.name, entity.title or "", body, f"/people/{entity.slug}"
+    body = " ".join(filter(None, [entity.kind, entity.owner_ref, entity.domain_ref]))
+    return "system", entity.title, entity.description, body, f"/systems/{entity.slug}"
+
+
+def index_entities(session: Session, entities: list[Service | Team | Person | System]) -> None:
+    """Insert or refresh the search rows of flushed entities, with one look-up per entity type."""
+    fields = [(entity.id, _document_fields(entity), entity.slug) for entity in entities]
+    existing: dict[tuple[str, int], SearchDocument] = {}
+    for entity_type in {f[1][0] for f in fields}:
+        ids = [entity_id for entity_id, f, _slug in fields if f[0] == entity_type]
+        for start in range(0, len(ids), 900):
+            for doc in session.scalars(
+                select(SearchDocument).where(
+                    SearchDocument.entity_type == entity_type,
+                    SearchDocument.entity_id.in_(ids[start : start + 900]),
+                )
+            ):
+                existing[(entity_type, doc.entity_id)] = doc
+    for entity_id, (entity_type, name, summary, body, url), slug in fields:
+        doc = existing.get((entity_type, entity_id))
+        if doc is None:
+            doc = SearchDocument(entity_type=entity_type, entity_id=entity_id)
+            session.add(doc)
+        doc.slug, doc.name, doc.summary, doc.body, doc.url = slug, name, summary[:2000], body, url
+
+
+def unindex_entity(session: Session, entity_type: str, entity_id: int) -> None:
+    session.execute(
+        delete(SearchDocument).where(
+            SearchDocument.entity_type == entity_type, SearchDocument.entity_id == entity_id
+        )
+    )
+
+
+def query_words(query: str) -> list[str]:
+    return [word.lower() for word in _WORD.findall(query)][:8]
+
+
+def search(session: Session, query: str, *, limit: int = 20, entity_type: str | None = None) -> list[Hit]:
+    """Ranked hits: exact name or slug first, then full-text (prefix) matches, then near spellings."""
+    words = query_words(query)
+    if not words:
+        return []
+    if dialect_name(session) == "postgresql":
+        rows = _postgres_text(session, words, limit * 2, entity_type)
+    else:
+        rows = _sqlite_text(session, words, limit * 2, entity_type)
+    hits = {(row.entity_type, row.entity_id): row for row in rows}
+    if len(hits) < limit:
+        fuzzy = (
+            _postgres_fuzzy(session, words, limit, entity_type)
+            if dialect_name(session) == "postgresql"
+            else _sqlite_fuzzy(session, words, limit, entity_type)
+        )
+        for hit in fuzzy:
+            hits.setdefault((hit.entity_type, hit.entity_id), hit)
+    phrase = " ".join(words)
+    ranked = sorted(hits.values(), key=lambda hit: _rank(hit, phrase), reverse=True)
+    return ranked[:limit]
+
+
+def _rank(hit: Hit, phrase: str) -> tuple[int, float]:
+    exact = phrase in (hit.slug.lower(), hit.name.lower(), hit.slug.lower().replace("-", " "))
+    starts = hit.slug.lower().startswith(phrase.replace(" ", "-")) or hit.name.lower().startswith(phrase)
+    return (2 if exact else 1 if starts else 0, hit.score)
+
+
+_COLUMNS = "d.entity_type, d.entity_id, d.slug, d.name, d.summary, d.url"
+
+
+def _hit(row: object, score: float, matched_by: str) -> Hit:
+    entity_type, entity_id, slug, name, summary, url = row[:6]  # type: ignore[index]
+    return Hit(entity_type, entity_id, slug, name, (summary or "")[:240], url, score, matched_by)
+
+
+def _sqlite_text(session: Session, words: list[str], limit: int, entity_type: str | None) -> list[Hit]:
+    match = " ".join(f'"{word}"*' for word in words)
+    sql = (
+        f"SELECT {_COLUMNS}, bm25(search_fts, 10.0, 10.0, 3.0, 1.0) AS rank "
+        "FROM search_fts JOIN search_documents d ON d.id = search_fts.rowid "
+        "WHERE search_fts MATCH :match" + (" AND d.entity_type = :type" if entity_type else "") +
+        " ORDER BY rank LIMIT :limit"
+    )
+    rows = session.execute(text(sql), {"match": match, "limit": limit, "type": entity_type})
+    return [_hit(row, -float(row[6]), "text") for row in rows]
+
+
+def _postgres_text(session: Session, words: list[str], limit: int, entity_type: str | None) -> list[Hit]:
+    tsquery = " & ".join(f"{word}:*" for word in words)
+    sql = (
+        f"SELECT {_COLUMNS}, ts_rank(d.tsv, q) AS rank FROM search_documents d, "
+        "to_tsquery('simple', :q) q WHERE d.tsv @@ q" + (" AND d.entity_type = :type" if entity_type else "") +
+        " ORDER BY rank DESC LIMIT :limit"
+    )
+    rows = session.execute(text(sql), {"q": tsquery, "limit": limit, "type": entity_type})
+    return [_hit(row, float(row[6]) * 10, "text") for row in rows]
+
+
+def _similarity(phrase: str, hit_name: str, slug: str) -> float:
+    candidates = [hit_name.lower(), slug.lower(), *slug.lower().replace("/", "-").split("-")]
+    candidates += hit_name.lower().split()
+    return max(SequenceMatcher(None, phrase, candidate).ratio() for candidate in candidates)
+
+
+def _fuzzy_filter(rows: list[Hit], phrase: str, limit: int) -> list[Hit]:
+    scored = []
+    for row in rows:
+        similarity = _similarity(phrase, row.name, row.slug)
+        if similarity >= FUZZY_THRESHOLD:
+            scored.append(Hit(*[getattr(row, f) for f in _HIT_FIELDS], score=similarity, matched_by="fuzzy"))
+    scored.sort(key=lambda hit: hit.score, reverse=True)
+    return scored[:limit]
+
+
+_HIT_FIELDS = ("entity_type", "entity_id", "slug", "name", "summary", "url")
+
+
+def _trigrams(phrase: str) -> list[str]:
+    return sorted({phrase[i : i + 3] for i in range(len(phrase) - 2) if " " not in phrase[i : i + 3]})
+
+
+def _sqlite_fuzzy(session: Session, words: list[str], limit: int, entity_type: str | None) -> list[Hit]:
+    phrase = " ".join(words)
+    grams = _trigrams(phrase)
+    if len(grams) < 2:
+        return []
+    match = " OR ".join(f'"{gram}"' for gram in grams)
+    sql = (
+        f"SELECT {_COLUMNS} FROM search_trigrams JOIN search_documents d ON d.id = search_trigrams.rowid "
+        "WHERE search_trigrams MATCH :match" + (" AND d.entity_type = :type" if entity_type else "") +
+        " ORDER BY rank LIMIT 200"
+    )
+    rows = [_hit(row, 0.0, "fuzzy") for row in session.execute(text(sql), {"match": match, "type": entity_type})]
+    return _fuzzy_filter(rows, phrase, limit)
+
+
+def _postgres_fuzzy(session: Session, words: list[str], limit: int, entity_type: str | None) -> list[Hit]:
+    phrase = " ".join(words)
+    sql = (
+        f"SELECT {_COLUMNS} FROM search_documents d "
+        "WHERE :q <% lower(d.name || ' ' || d.slug)" + (" AND d.entity_type = :type" if entity_type else "") +
+        " ORDER BY word_similarity(:q, lower(d.name || ' ' || d.slug)) DESC LIMIT 200"
+    )
+    session.execute(text("SET LOCAL pg_trgm.word_similarity_threshold = 0.4"))
+    rows = [_hit(row, 0.0, "fuzzy") for row in session.execute(text(sql), {"q": phrase, "type": entity_type})]
+    return _fuzzy_filter(rows, phrase, limit)

@@ -1,0 +1,1 @@
+"""Adapters for outside systems (git, registries, chat): no domain rules live here."""
