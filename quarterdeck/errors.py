@@ -5,6 +5,7 @@ QuarterdeckError
  ├── Invalid             input is malformed; details locate each problem (field, file, line)
  ├── Conflict            duplicates, stale ETags, an entity owned by another source
  ├── Forbidden           the actor may not do this
+ │    └── PreconditionFailed  a stale If-Match
  └── Unavailable         an outside system (git, a registry, ...) cannot be reached
 """
 
@@ -43,3 +44,9 @@ class Forbidden(QuarterdeckError):
 
 class Unavailable(QuarterdeckError):
     default_code = "unavailable"
+
+
+class PreconditionFailed(Conflict):
+    """An If-Match that no longer matches: someone else changed the entity first."""
+
+    default_code = "precondition_failed"

@@ -50,14 +50,14 @@ class Member(_Strict):
     role: Role = "member"
 
 
-class _Envelope(_Strict):
-    apiVersion: Literal["quarterdeck/v1"]  # noqa: N815 - the descriptor's own key
+class _Common(_Strict):
     annotations: dict[Annotated[str, StringConstraints(max_length=317)], str] = Field(default_factory=dict)
     links: list[Link] = Field(default_factory=list)
 
 
-class ServiceDescriptor(_Envelope):
-    kind: Literal["Service"]
+class ServiceFields(_Common):
+    """A service as the API takes it; the descriptor adds apiVersion and kind."""
+
     slug: Slug
     title: ShortText | None = None
     description: Text = ""
@@ -73,8 +73,7 @@ class ServiceDescriptor(_Envelope):
     custom: dict[Slug, str | int | float | bool] = Field(default_factory=dict)
 
 
-class TeamDescriptor(_Envelope):
-    kind: Literal["Team"]
+class TeamFields(_Common):
     slug: Slug
     name: ShortText
     description: Text = ""
@@ -84,8 +83,7 @@ class TeamDescriptor(_Envelope):
     members: list[Member] = Field(default_factory=list)
 
 
-class PersonDescriptor(_Envelope):
-    kind: Literal["Person"]
+class PersonFields(_Common):
     email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)]
     name: ShortText
     handle: Slug | None = None
@@ -94,14 +92,40 @@ class PersonDescriptor(_Envelope):
     teams: list[Slug] = Field(default_factory=list)
 
 
-class SystemDescriptor(_Envelope):
-    kind: Literal["System"]
+class SystemFields(_Common):
     slug: Slug
     title: ShortText | None = None
     description: Text = ""
     owner: Slug | None = None
     domain: Slug | None = None
 
+
+class ServiceDescriptor(ServiceFields):
+    apiVersion: Literal["quarterdeck/v1"]  # noqa: N815 - the descriptor's own key
+    kind: Literal["Service"]
+
+
+class TeamDescriptor(TeamFields):
+    apiVersion: Literal["quarterdeck/v1"]  # noqa: N815
+    kind: Literal["Team"]
+
+
+class PersonDescriptor(PersonFields):
+    apiVersion: Literal["quarterdeck/v1"]  # noqa: N815
+    kind: Literal["Person"]
+
+
+class SystemDescriptor(SystemFields):
+    apiVersion: Literal["quarterdeck/v1"]  # noqa: N815
+    kind: Literal["System"]
+
+
+FIELDS_MODELS: dict[str, type[_Common]] = {
+    "service": ServiceFields,
+    "team": TeamFields,
+    "person": PersonFields,
+    "system": SystemFields,
+}
 
 AnyDescriptor = Annotated[
     ServiceDescriptor | TeamDescriptor | PersonDescriptor | SystemDescriptor, Field(discriminator="kind")
@@ -120,8 +144,9 @@ def _links(links: list[Link]) -> list[dict[str, str]]:
     return [{"kind": link.kind, "url": link.url, "title": link.title or ""} for link in links]
 
 
-def _to_entity(parsed: Any) -> EntityDraft:
-    if isinstance(parsed, ServiceDescriptor):
+def to_entity(parsed: Any) -> EntityDraft:
+    """The draft of validated fields (a descriptor document or an API body)."""
+    if isinstance(parsed, ServiceFields):
         return ServiceDraft(
             slug=parsed.slug,
             title=parsed.title or parsed.slug,
@@ -139,7 +164,7 @@ def _to_entity(parsed: Any) -> EntityDraft:
             annotations=parsed.annotations,
             custom_fields=parsed.custom,
         )
-    if isinstance(parsed, TeamDescriptor):
+    if isinstance(parsed, TeamFields):
         return TeamDraft(
             slug=parsed.slug,
             name=parsed.name,
@@ -151,7 +176,7 @@ def _to_entity(parsed: Any) -> EntityDraft:
             links=_links(parsed.links),
             annotations=parsed.annotations,
         )
-    if isinstance(parsed, PersonDescriptor):
+    if isinstance(parsed, PersonFields):
         return PersonDraft(
             slug=parsed.handle or parsed.email.split("@", 1)[0].lower(),
             name=parsed.name,
@@ -162,7 +187,7 @@ def _to_entity(parsed: Any) -> EntityDraft:
             links=_links(parsed.links),
             annotations=parsed.annotations,
         )
-    assert isinstance(parsed, SystemDescriptor)
+    assert isinstance(parsed, SystemFields)
     return SystemDraft(
         slug=parsed.slug,
         title=parsed.title or parsed.slug,
@@ -205,4 +230,4 @@ def read_quarterdeck_document(doc: Document, file: str) -> tuple[Draft | None, l
         parsed = DESCRIPTOR_ADAPTER.validate_python(doc.data)
     except ValidationError as exc:
         return None, validation_problems(exc, doc, file)
-    return Draft(_to_entity(parsed), Origin(file, doc.line, doc.text)), []
+    return Draft(to_entity(parsed), Origin(file, doc.line, doc.text)), []

@@ -1,0 +1,193 @@
+"""Catalog read statements: look-ups by reference and the filtered service list. No rules here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from quarterdeck.catalog.models import (
+    Membership,
+    Person,
+    Service,
+    ServiceContact,
+    ServiceDependency,
+    ServiceTag,
+    System,
+    Team,
+)
+
+CHUNK = 900
+
+
+def _chunks(values: list[str]) -> list[list[str]]:
+    return [values[i : i + CHUNK] for i in range(0, len(values), CHUNK)]
+
+
+def people_by_refs(session: Session, refs: set[str]) -> dict[str, Person]:
+    """People named by e-mail, handle or `user:handle`, keyed by the reference as given."""
+    found: dict[str, Person] = {}
+    emails = sorted(ref for ref in refs if "@" in ref)
+    handles = {ref.removeprefix("user:"): ref for ref in refs if "@" not in ref}
+    for chunk in _chunks(emails):
+        for person in session.scalars(select(Person).where(Person.email.in_(chunk)).order_by(Person.id)):
+            found.setdefault(person.email or "", person)
+    for chunk in _chunks(sorted(handles)):
+        for person in session.scalars(select(Person).where(Person.slug.in_(chunk))):
+            found[handles[person.slug]] = person
+    return found
+
+
+def teams_by_slugs(session: Session, slugs: set[str]) -> dict[str, Team]:
+    found: dict[str, Team] = {}
+    for chunk in _chunks(sorted(slugs)):
+        for team in session.scalars(select(Team).where(Team.slug.in_(chunk))):
+            found[team.slug] = team
+    return found
+
+
+def services_by_keys(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Service]:
+    found: dict[tuple[str, str], Service] = {}
+    slugs = sorted({slug for _kind, slug in keys})
+    for chunk in _chunks(slugs):
+        for service in session.scalars(select(Service).where(Service.slug.in_(chunk))):
+            if (service.kind, service.slug) in keys:
+                found[(service.kind, service.slug)] = service
+    return found
+
+
+def service_by_slug(session: Session, slug: str, kind: str | None) -> Service | None:
+    query = select(Service).where(Service.slug == slug)
+    if kind:
+        return session.scalar(query.where(Service.kind == kind))
+    candidates = list(session.scalars(query))
+    order = {"component": 0, "api": 1, "resource": 2}
+    candidates.sort(key=lambda s: order.get(s.kind, 9))
+    return candidates[0] if candidates else None
+
+
+def incoming_edges(session: Session, service: Service) -> list[tuple[ServiceDependency, Service]]:
+    """Edges other services declare towards this one, with the declaring service."""
+    query = (
+        select(ServiceDependency, Service)
+        .join(Service, Service.id == ServiceDependency.service_id)
+        .where(ServiceDependency.target_kind == service.kind, ServiceDependency.target_slug == service.slug)
+        .order_by(Service.slug)
+    )
+    return [(edge, source) for edge, source in session.execute(query).tuples()]
+
+
+@dataclass
+class ServiceFilters:
+    owner: str | None = None
+    tier: int | None = None
+    lifecycle: str | None = None
+    tag: str | None = None
+    system: str | None = None
+    kind: str | None = None
+    type: str | None = None
+    text: str | None = None
+
+
+def filtered_services(filters: ServiceFilters) -> Select[tuple[Service]]:
+    query = select(Service)
+    if filters.owner:
+        query = query.where(Service.owner_ref == filters.owner.lower())
+    if filters.tier is not None:
+        query = query.where(Service.tier == filters.tier)
+    if filters.lifecycle:
+        query = query.where(Service.lifecycle == filters.lifecycle.lower())
+    if filters.system:
+        query = query.where(Service.system_ref == filters.system.lower())
+    if filters.kind:
+        query = query.where(Service.kind == filters.kind.lower())
+    if filters.type:
+        query = query.where(Service.type == filters.type.lower())
+    if filters.tag:
+        query = query.where(
+            Service.id.in_(select(ServiceTag.service_id).where(ServiceTag.tag == filters.tag.lower()))
+        )
+    if filters.text:
+        pattern = f"%{filters.text.lower()}%"
+        query = query.where(
+            or_(
+                func.lower(Service.slug).like(pattern),
+                func.lower(Service.title).like(pattern),
+                func.lower(Service.description).like(pattern),
+            )
+        )
+    return query
+
+
+def count(session: Session, query: Select[tuple[Service]]) -> int:
+    return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+
+
+def services_owned_by(session: Session, owner_refs: list[str]) -> list[Service]:
+    return list(
+        session.scalars(
+            select(Service).where(Service.owner_ref.in_(owner_refs)).order_by(Service.tier, Service.slug)
+        )
+    )
+
+
+def services_in_system(session: Session, slug: str) -> list[Service]:
+    return list(session.scalars(select(Service).where(Service.system_ref == slug).order_by(Service.slug)))
+
+
+def memberships_of_team(session: Session, slug: str) -> list[Membership]:
+    return list(
+        session.scalars(select(Membership).where(Membership.team_ref == slug).order_by(Membership.id))
+    )
+
+
+def memberships_of_person(session: Session, person: Person) -> list[Membership]:
+    refs = [person.slug] + ([person.email] if person.email else [])
+    return list(session.scalars(select(Membership).where(Membership.person_ref.in_(refs))))
+
+
+def contacts_of_person(session: Session, person: Person) -> list[tuple[ServiceContact, Service]]:
+    refs = [person.slug, f"user:{person.slug}"] + ([person.email] if person.email else [])
+    query = (
+        select(ServiceContact, Service)
+        .join(Service, Service.id == ServiceContact.service_id)
+        .where(ServiceContact.person_ref.in_(refs))
+        .order_by(Service.slug)
+    )
+    return [(contact, service) for contact, service in session.execute(query).tuples()]
+
+
+def child_teams(session: Session, team: Team) -> list[Team]:
+    query = select(Team).where(or_(Team.parent_ref == team.slug, Team.slug.in_(team.child_refs or [])))
+    return list(session.scalars(query.order_by(Team.name)))
+
+
+def systems_in_domain(session: Session, slug: str) -> list[System]:
+    return list(session.scalars(select(System).where(System.domain_ref == slug).order_by(System.slug)))
+
+
+def person_by_key(session: Session, key: str) -> Person | None:
+    """A person by numeric id, e-mail or handle."""
+    if key.isdigit():
+        return session.get(Person, int(key))
+    if "@" in key:
+        return session.scalar(select(Person).where(Person.email == key.lower()).order_by(Person.id).limit(1))
+    return session.scalar(select(Person).where(Person.slug == key.lower()))
+
+
+def neighbourhood_edges(session: Session, service_ids: set[int]) -> list[tuple[int, str, str, str]]:
+    """(service_id, relation, target_kind, target_slug) of edges declared by the given services."""
+    query = select(
+        ServiceDependency.service_id,
+        ServiceDependency.relation,
+        ServiceDependency.target_kind,
+        ServiceDependency.target_slug,
+    ).where(ServiceDependency.service_id.in_(sorted(service_ids)))
+    return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
+
+
+def has_edge_from(session: Session, target_kind: str, target_slug: str) -> Select[tuple[int]]:
+    return select(ServiceDependency.service_id).where(
+        and_(ServiceDependency.target_kind == target_kind, ServiceDependency.target_slug == target_slug)
+    )

@@ -1,0 +1,191 @@
+"""What the catalog's API and pages return: read models with references resolved."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class Ref(BaseModel):
+    """A reference to another entity: `exists` is false when nothing in the catalog has that name."""
+
+    type: str
+    ref: str
+    slug: str | None = None
+    name: str | None = None
+    url: str | None = None
+    exists: bool = False
+
+
+class PersonBrief(BaseModel):
+    slug: str
+    name: str
+    email: str | None
+    chat_handle: str | None
+    title: str | None = None
+    url: str
+
+
+class Contact(BaseModel):
+    role: str
+    ref: str
+    person: PersonBrief | None
+
+
+class TeamBrief(BaseModel):
+    slug: str
+    name: str
+    email: str | None
+    chat_channel: str | None
+    url: str
+
+
+class Owner(BaseModel):
+    ref: str
+    team: TeamBrief | None = None
+    person: PersonBrief | None = None
+
+
+class Edge(BaseModel):
+    relation: str
+    kind: str
+    slug: str
+    title: str | None = None
+    tier: int | None = None
+    url: str | None = None
+    exists: bool = False
+
+
+class SourceInfo(BaseModel):
+    source: str
+    file: str | None
+    line: int | None
+    detached_from: str | None
+    descriptor: str | None
+
+
+class ImportError_(BaseModel):
+    file: str | None
+    line: int | None
+    field: str | None = None
+    message: str
+
+
+class ServiceSummary(BaseModel):
+    kind: str
+    slug: str
+    title: str
+    description: str
+    type: str
+    lifecycle: str
+    tier: int | None
+    owner: str | None
+    system: str | None
+    tags: list[str]
+    url: str
+
+
+class ServiceOut(ServiceSummary):
+    owner_detail: Owner | None
+    system_detail: Ref | None
+    contacts: list[Contact]
+    links: list[dict[str, str]]
+    depends_on: list[Edge]
+    dependents: list[Edge]
+    image: str | None
+    definition: str | None
+    annotations: dict[str, str]
+    custom: dict[str, Any]
+    source: SourceInfo
+    import_errors: list[ImportError_]
+    version: int
+    etag: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class Member(BaseModel):
+    role: str
+    ref: str
+    person: PersonBrief | None
+
+
+class TeamOut(TeamBrief):
+    description: str
+    type: str
+    parent: Ref | None
+    children: list[TeamBrief]
+    members: list[Member]
+    services: list[ServiceSummary]
+    links: list[dict[str, str]]
+    annotations: dict[str, str]
+    source: SourceInfo
+    import_errors: list[ImportError_]
+    version: int
+    etag: str
+
+
+class PersonOut(PersonBrief):
+    avatar_url: str | None
+    teams: list[TeamBrief]
+    contact_for: list[dict[str, str]]
+    links: list[dict[str, str]]
+    annotations: dict[str, str]
+    source: SourceInfo
+    import_errors: list[ImportError_]
+    version: int
+    etag: str
+
+
+class SystemOut(BaseModel):
+    slug: str
+    kind: str
+    title: str
+    description: str
+    owner: Owner | None
+    domain: Ref | None
+    systems: list[Ref]
+    services: list[ServiceSummary]
+    links: list[dict[str, str]]
+    annotations: dict[str, str]
+    source: SourceInfo
+    import_errors: list[ImportError_]
+    version: int
+    etag: str
+    url: str
+
+
+class Page[T](BaseModel):
+    items: list[T]
+    total: int
+    page: int
+    per_page: int
+
+
+class SearchHit(BaseModel):
+    type: str
+    slug: str
+    name: str
+    summary: str
+    url: str
+    matched_by: str
+
+
+class Whois(BaseModel):
+    """The answer to "who do I contact about X?" for a service, team or person."""
+
+    query: str
+    type: str
+    slug: str
+    name: str
+    url: str
+    answer: str
+    owner: TeamBrief | None = None
+    contacts: list[Contact] = []
+    team_members: list[Member] = []
+    channels: list[str] = []
+    emails: list[str] = []
+    teams: list[TeamBrief] = []
+    services: list[ServiceSummary] = []

@@ -1,0 +1,607 @@
+"""Catalog use cases: reading entities with their references resolved, editing them, whois, search.
+
+The only place catalog rules live. Callers own the transaction; nothing here commits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from quarterdeck.catalog import queries, schemas, search, store
+from quarterdeck.catalog.descriptors.drafts import Problem
+from quarterdeck.catalog.descriptors.quarterdeck_format import FIELDS_MODELS, to_entity
+from quarterdeck.catalog.models import UI_SOURCE, Person, Service, System, Team
+from quarterdeck.catalog.queries import ServiceFilters
+from quarterdeck.errors import Conflict, Invalid, NotFound, PreconditionFailed
+
+RELATION_LABELS = {
+    "depends_on": "depends on",
+    "consumes_api": "consumes API",
+    "provides_api": "provides API",
+    "part_of": "part of",
+    "dependency_of": "dependency of",
+}
+OUTGOING = ("depends_on", "consumes_api", "provides_api", "part_of")
+
+
+def etag_of(row: store.Entity) -> str:
+    table, _key = store.identity_of(row)
+    return f'"{table}-{row.id}-v{row.version}"'
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _person_brief(person: Person) -> schemas.PersonBrief:
+    return schemas.PersonBrief(
+        slug=person.slug,
+        name=person.name,
+        email=person.email,
+        chat_handle=person.chat_handle,
+        title=person.title,
+        url=f"/people/{person.slug}",
+    )
+
+
+def _team_brief(team: Team) -> schemas.TeamBrief:
+    return schemas.TeamBrief(
+        slug=team.slug,
+        name=team.name,
+        email=team.email,
+        chat_channel=team.chat_channel,
+        url=f"/teams/{team.slug}",
+    )
+
+
+def _summary(service: Service) -> schemas.ServiceSummary:
+    return schemas.ServiceSummary(
+        kind=service.kind,
+        slug=service.slug,
+        title=service.title,
+        description=service.description,
+        type=service.type,
+        lifecycle=service.lifecycle,
+        tier=service.tier,
+        owner=service.owner_ref,
+        system=service.system_ref,
+        tags=[tag.tag for tag in service.tags],
+        url=search.service_url(service.kind, service.slug),
+    )
+
+
+def _source(row: store.Entity) -> schemas.SourceInfo:
+    return schemas.SourceInfo(
+        source=row.source,
+        file=row.source_file,
+        line=row.source_line,
+        detached_from=row.detached_from,
+        descriptor=row.descriptor,
+    )
+
+
+def _errors(row: store.Entity) -> list[schemas.ImportError_]:
+    return [schemas.ImportError_(**error) for error in row.import_errors or []]
+
+
+def _owner(session: Session, ref: str | None) -> schemas.Owner | None:
+    if not ref:
+        return None
+    if ref.startswith("user:") or "@" in ref:
+        person = queries.people_by_refs(session, {ref}).get(ref)
+        return schemas.Owner(ref=ref, person=_person_brief(person) if person else None)
+    team = queries.teams_by_slugs(session, {ref}).get(ref)
+    return schemas.Owner(ref=ref, team=_team_brief(team) if team else None)
+
+
+def _system_ref(session: Session, slug: str | None) -> schemas.Ref | None:
+    if not slug:
+        return None
+    system = session.scalar(select(System).where(System.slug == slug))
+    return schemas.Ref(
+        type="system",
+        ref=slug,
+        slug=slug,
+        name=system.title if system else None,
+        url=f"/systems/{slug}" if system else None,
+        exists=system is not None,
+    )
+
+
+def get_service(session: Session, slug: str, kind: str | None = None) -> Service:
+    service = queries.service_by_slug(session, slug.lower(), kind)
+    if service is None:
+        what = f"{kind} {slug!r}" if kind else f"service {slug!r}"
+        raise NotFound(f"{what} is not in the catalog", code="catalog.service_not_found")
+    return service
+
+
+def _edge(relation: str, kind: str, slug: str, found: Service | None) -> schemas.Edge:
+    return schemas.Edge(
+        relation=relation,
+        kind=kind,
+        slug=slug,
+        title=found.title if found else None,
+        tier=found.tier if found else None,
+        url=search.service_url(kind, slug) if found else None,
+        exists=found is not None,
+    )
+
+
+def service_edges(session: Session, service: Service) -> tuple[list[schemas.Edge], list[schemas.Edge]]:
+    """(what it depends on, what depends on it), from edges declared on either side."""
+    outgoing = [
+        (d.relation, d.target_kind, d.target_slug) for d in service.dependencies if d.relation in OUTGOING
+    ]
+    incoming: list[tuple[str, str, str]] = []
+    for dependency in service.dependencies:
+        if dependency.relation == "dependency_of":
+            incoming.append(("depends_on", dependency.target_kind, dependency.target_slug))
+    for edge, source in queries.incoming_edges(session, service):
+        if edge.relation == "dependency_of":
+            outgoing.append(("depends_on", source.kind, source.slug))
+        else:
+            incoming.append((edge.relation, source.kind, source.slug))
+    keys = {(kind, slug) for _r, kind, slug in outgoing + incoming}
+    found = queries.services_by_keys(session, keys)
+    depends_on = [_edge(r, k, s, found.get((k, s))) for r, k, s in dict.fromkeys(outgoing)]
+    dependents = [_edge(r, k, s, found.get((k, s))) for r, k, s in dict.fromkeys(incoming)]
+    return depends_on, dependents
+
+
+def service_view(session: Session, slug: str, kind: str | None = None) -> schemas.ServiceOut:
+    service = get_service(session, slug, kind)
+    people = queries.people_by_refs(session, {c.person_ref for c in service.contacts})
+    depends_on, dependents = service_edges(session, service)
+    return schemas.ServiceOut(
+        **_summary(service).model_dump(),
+        owner_detail=_owner(session, service.owner_ref),
+        system_detail=_system_ref(session, service.system_ref),
+        contacts=[
+            schemas.Contact(
+                role=c.role,
+                ref=c.person_ref,
+                person=_person_brief(people[c.person_ref]) if c.person_ref in people else None,
+            )
+            for c in service.contacts
+        ],
+        links=service.links,
+        depends_on=depends_on,
+        dependents=dependents,
+        image=service.image_repository,
+        definition=service.definition,
+        annotations=service.annotations,
+        custom=service.custom_fields,
+        source=_source(service),
+        import_errors=_errors(service),
+        version=service.version,
+        etag=etag_of(service),
+        created_at=service.created_at,
+        updated_at=service.updated_at,
+    )
+
+
+def list_services(
+    session: Session, filters: ServiceFilters, *, page: int = 1, per_page: int = 50
+) -> schemas.Page[schemas.ServiceSummary]:
+    query = queries.filtered_services(filters)
+    total = queries.count(session, query)
+    rows = session.scalars(
+        query.order_by(Service.slug, Service.kind).offset((page - 1) * per_page).limit(per_page)
+    )
+    return schemas.Page[schemas.ServiceSummary](
+        items=[_summary(row) for row in rows], total=total, page=page, per_page=per_page
+    )
+
+
+def _members(session: Session, memberships: list[Any]) -> list[schemas.Member]:
+    people = queries.people_by_refs(session, {m.person_ref for m in memberships})
+    members: dict[str, schemas.Member] = {}
+    for membership in memberships:
+        person = people.get(membership.person_ref)
+        key = person.slug if person else membership.person_ref
+        if key not in members or membership.role != "member":
+            members[key] = schemas.Member(
+                role=membership.role,
+                ref=membership.person_ref,
+                person=_person_brief(person) if person else None,
+            )
+    order = {"lead": 0, "manager": 1}
+    return sorted(
+        members.values(), key=lambda m: (order.get(m.role, 2), m.person.name if m.person else m.ref)
+    )
+
+
+def get_team(session: Session, slug: str) -> Team:
+    team = session.scalar(select(Team).where(Team.slug == slug.lower()))
+    if team is None:
+        raise NotFound(f"team {slug!r} is not in the catalog", code="catalog.team_not_found")
+    return team
+
+
+def team_view(session: Session, slug: str) -> schemas.TeamOut:
+    team = get_team(session, slug)
+    parent = (
+        queries.teams_by_slugs(session, {team.parent_ref}).get(team.parent_ref) if team.parent_ref else None
+    )
+    return schemas.TeamOut(
+        **_team_brief(team).model_dump(),
+        description=team.description,
+        type=team.type,
+        parent=schemas.Ref(
+            type="team",
+            ref=team.parent_ref,
+            slug=team.parent_ref,
+            name=parent.name if parent else None,
+            url=f"/teams/{team.parent_ref}" if parent else None,
+            exists=parent is not None,
+        )
+        if team.parent_ref
+        else None,
+        children=[_team_brief(child) for child in queries.child_teams(session, team)],
+        members=_members(session, queries.memberships_of_team(session, team.slug)),
+        services=[_summary(s) for s in queries.services_owned_by(session, [team.slug])],
+        links=team.links,
+        annotations=team.annotations,
+        source=_source(team),
+        import_errors=_errors(team),
+        version=team.version,
+        etag=etag_of(team),
+    )
+
+
+def get_person(session: Session, key: str) -> Person:
+    person = queries.person_by_key(session, key)
+    if person is None:
+        raise NotFound(f"person {key!r} is not in the catalog", code="catalog.person_not_found")
+    return person
+
+
+def person_view(session: Session, key: str) -> schemas.PersonOut:
+    person = get_person(session, key)
+    team_refs = {m.team_ref for m in queries.memberships_of_person(session, person)}
+    teams = queries.teams_by_slugs(session, team_refs)
+    return schemas.PersonOut(
+        **_person_brief(person).model_dump(),
+        avatar_url=person.avatar_url,
+        teams=[_team_brief(teams[ref]) for ref in sorted(team_refs) if ref in teams],
+        contact_for=[
+            {
+                "role": contact.role,
+                "slug": s.slug,
+                "title": s.title,
+                "url": search.service_url(s.kind, s.slug),
+            }
+            for contact, s in queries.contacts_of_person(session, person)
+        ],
+        links=person.links,
+        annotations=person.annotations,
+        source=_source(person),
+        import_errors=_errors(person),
+        version=person.version,
+        etag=etag_of(person),
+    )
+
+
+def get_system(session: Session, slug: str) -> System:
+    system = session.scalar(select(System).where(System.slug == slug.lower()))
+    if system is None:
+        raise NotFound(f"system {slug!r} is not in the catalog", code="catalog.system_not_found")
+    return system
+
+
+def system_view(session: Session, slug: str) -> schemas.SystemOut:
+    system = get_system(session, slug)
+    return schemas.SystemOut(
+        slug=system.slug,
+        kind=system.kind,
+        title=system.title,
+        description=system.description,
+        owner=_owner(session, system.owner_ref),
+        domain=_system_ref(session, system.domain_ref),
+        systems=[
+            schemas.Ref(
+                type="system", ref=s.slug, slug=s.slug, name=s.title, url=f"/systems/{s.slug}", exists=True
+            )
+            for s in queries.systems_in_domain(session, system.slug)
+        ],
+        services=[_summary(s) for s in queries.services_in_system(session, system.slug)],
+        links=system.links,
+        annotations=system.annotations,
+        source=_source(system),
+        import_errors=_errors(system),
+        version=system.version,
+        etag=etag_of(system),
+        url=f"/systems/{system.slug}",
+    )
+
+
+def list_entities(
+    session: Session, table: str, *, text: str | None = None, page: int = 1, per_page: int = 50
+) -> tuple[list[Any], int]:
+    """Teams, people or systems, ordered by slug, optionally narrowed by a text fragment."""
+    model = store.MODELS[table]
+    query = select(model)
+    if text:
+        column = model.title if model is System else model.name  # type: ignore[union-attr]
+        query = query.where(column.ilike(f"%{text}%") | model.slug.ilike(f"%{text}%"))
+    total = queries.count(session, query)  # type: ignore[arg-type]
+    rows = list(session.scalars(query.order_by(model.slug).offset((page - 1) * per_page).limit(per_page)))
+    return rows, total
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _validate(table: str, fields: dict[str, Any]) -> Any:
+    try:
+        return FIELDS_MODELS[table].model_validate(fields)
+    except ValidationError as exc:
+        details = [
+            Problem("request body", None, error["msg"], ".".join(str(p) for p in error["loc"])).as_dict()
+            for error in exc.errors()
+        ]
+        first = details[0]
+        raise Invalid(
+            f"{table} is not valid: {first['field'] or 'body'}: {first['message']}",
+            code="catalog.invalid",
+            details=details,
+        ) from exc
+
+
+def _check_etag(row: store.Entity, if_match: str | None) -> None:
+    if if_match is not None and if_match.strip() not in {etag_of(row), "*"}:
+        raise PreconditionFailed(
+            f"the {store.identity_of(row)[0]} changed since you read it (ETag {etag_of(row)}, you sent {if_match})",
+            code="catalog.stale_etag",
+        )
+
+
+def create(session: Session, table: str, fields: dict[str, Any], *, now: datetime) -> store.Entity:
+    """Add an entity made in the portal; it belongs to the UI source, never touched by imports."""
+    entity = to_entity(_validate(table, fields))
+    draft_identity = ("service", f"component:{entity.slug}") if table == "service" else (table, entity.slug)
+    existing = store.find(session, draft_identity)
+    if existing is not None:
+        raise Conflict(
+            f"{table} {entity.slug!r} already exists", code="catalog.duplicate", details={"slug": entity.slug}
+        )
+    if isinstance(entity, type(None)):
+        raise Invalid("empty body")
+    row = store.new_row(entity)
+    store.write(session, row, entity, source=UI_SOURCE, origin=None, content_hash=None, now=now)
+    store.finish(session, [(row, entity)])
+    return row
+
+
+def current_fields(row: store.Entity) -> dict[str, Any]:
+    """An entity as the body PUT takes, for PATCH to merge into."""
+    common = {"annotations": dict(row.annotations), "links": [dict(link) for link in row.links]}
+    for link in common["links"]:
+        if not link.get("title"):
+            link.pop("title", None)
+    if isinstance(row, Service):
+        return {
+            **common,
+            "slug": row.slug,
+            "title": row.title,
+            "description": row.description,
+            "type": row.type,
+            "lifecycle": row.lifecycle,
+            "tier": row.tier,
+            "system": row.system_ref,
+            "owner": row.owner_ref,
+            "contacts": [{"role": c.role, "person": c.person_ref} for c in row.contacts],
+            "tags": [t.tag for t in row.tags],
+            "depends_on": [d.target_slug for d in row.dependencies if d.relation == "depends_on"],
+            "image": row.image_repository,
+            "custom": dict(row.custom_fields),
+        }
+    if isinstance(row, Team):
+        return {
+            **common,
+            "slug": row.slug,
+            "name": row.name,
+            "description": row.description,
+            "email": row.email,
+            "chat": row.chat_channel,
+            "parent": row.parent_ref,
+        }
+    if isinstance(row, Person):
+        return {
+            **common,
+            "email": row.email,
+            "name": row.name,
+            "handle": row.slug,
+            "chat": row.chat_handle,
+            "title": row.title,
+        }
+    return {
+        **common,
+        "slug": row.slug,
+        "title": row.title,
+        "description": row.description,
+        "owner": row.owner_ref,
+        "domain": row.domain_ref,
+    }
+
+
+def update(
+    session: Session,
+    row: store.Entity,
+    fields: dict[str, Any],
+    *,
+    if_match: str | None,
+    partial: bool,
+    now: datetime,
+) -> store.Entity:
+    """Edit an entity in the portal. An imported entity becomes the portal's: imports leave it alone."""
+    _check_etag(row, if_match)
+    table, _key = store.identity_of(row)
+    if partial:
+        fields = {**current_fields(row), **fields}
+        if table == "team" and "members" not in fields:
+            fields["members"] = _team_members(session, row)
+    key = "handle" if table == "person" else "slug"
+    if fields.get(key, row.slug) != row.slug:
+        raise Invalid(
+            f"{key} cannot be changed (it is {row.slug!r})",
+            code="catalog.slug_immutable",
+            details=[{"field": key, "message": "cannot be changed"}],
+        )
+    fields.setdefault(key, row.slug)
+    entity = to_entity(_validate(table, fields))
+    if isinstance(row, Service):
+        entity.kind = row.kind  # type: ignore[union-attr]
+        entity.definition = row.definition  # type: ignore[union-attr]
+    if row.source != UI_SOURCE:
+        row.detached_from = row.source
+    store.write(session, row, entity, source=UI_SOURCE, origin=None, content_hash=None, now=now)
+    store.finish(session, [(row, entity)])
+    return row
+
+
+def _team_members(session: Session, row: store.Entity) -> list[dict[str, str]]:
+    return [
+        {"person": m.person_ref, "role": m.role}
+        for m in queries.memberships_of_team(session, row.slug)
+        if m.team_id == row.id
+    ]
+
+
+def delete(session: Session, row: store.Entity, *, if_match: str | None) -> None:
+    _check_etag(row, if_match)
+    store.remove(session, row)
+
+
+def find_row(session: Session, table: str, key: str, kind: str | None = None) -> store.Entity:
+    """The row behind an API path: a service by slug (and kind), a person by id/e-mail/handle."""
+    if table == "service":
+        return get_service(session, key, kind)
+    if table == "team":
+        return get_team(session, key)
+    if table == "person":
+        return get_person(session, key)
+    return get_system(session, key)
+
+
+# ---------------------------------------------------------------- search and whois
+
+
+def search_catalog(
+    session: Session, query: str, *, limit: int = 20, entity_type: str | None = None
+) -> list[schemas.SearchHit]:
+    if entity_type and entity_type not in search.ENTITY_TYPES:
+        raise Invalid(f"type must be one of {', '.join(search.ENTITY_TYPES)}", code="search.bad_type")
+    return [
+        schemas.SearchHit(
+            type=h.entity_type,
+            slug=h.slug,
+            name=h.name,
+            summary=h.summary,
+            url=h.url,
+            matched_by=h.matched_by,
+        )
+        for h in search.search(session, query, limit=limit, entity_type=entity_type)
+    ]
+
+
+def whois(session: Session, name: str) -> schemas.Whois:
+    """Who to contact about a service, team or person: an exact name first, else the best search hit."""
+    key = name.strip().lower()
+    if not key:
+        raise Invalid("name the service, team or person to look up", code="whois.empty")
+    service = queries.service_by_slug(session, key, None)
+    if service is not None:
+        return _whois_service(session, name, service)
+    team = session.scalar(select(Team).where(Team.slug == key))
+    if team is not None:
+        return _whois_team(session, name, team)
+    person = queries.person_by_key(session, key)
+    if person is not None:
+        return _whois_person(session, name, person)
+    hits = search.search(session, name, limit=5)
+    if hits:
+        best = hits[0]
+        if best.entity_type == "service":
+            return _whois_service(session, name, session.get_one(Service, best.entity_id))
+        if best.entity_type == "team":
+            return _whois_team(session, name, session.get_one(Team, best.entity_id))
+        if best.entity_type == "person":
+            return _whois_person(session, name, session.get_one(Person, best.entity_id))
+    raise NotFound(
+        f"nothing in the catalog is called {name!r}",
+        code="whois.not_found",
+        details={"suggestions": [h.slug for h in hits]},
+    )
+
+
+def _whois_service(session: Session, query: str, service: Service) -> schemas.Whois:
+    view = service_view(session, service.slug, service.kind)
+    owner = view.owner_detail.team if view.owner_detail else None
+    members = _members(session, queries.memberships_of_team(session, owner.slug)) if owner else []
+    channels = [c for c in [owner.chat_channel if owner else None] if c]
+    emails = [e for e in [owner.email if owner else None] if e]
+    lead = next((c for c in view.contacts if c.role in {"tech-lead", "tech lead", "techlead"}), None)
+    who = lead.person.name if lead and lead.person else (owner.name if owner else view.owner or "nobody")
+    answer = f"{view.title} is owned by {owner.name if owner else view.owner or 'no team'}"
+    answer += f"; ask {who}" + (f" in {channels[0]}" if channels else "")
+    return schemas.Whois(
+        query=query,
+        type="service",
+        slug=view.slug,
+        name=view.title,
+        url=view.url,
+        answer=answer,
+        owner=owner,
+        contacts=view.contacts,
+        team_members=members,
+        channels=channels,
+        emails=emails,
+    )
+
+
+def _whois_team(session: Session, query: str, team: Team) -> schemas.Whois:
+    view = team_view(session, team.slug)
+    leads = [m for m in view.members if m.role == "lead" and m.person]
+    answer = f"{view.name}: " + (
+        f"lead {leads[0].person.name}" if leads and leads[0].person else "no lead named"
+    )
+    answer += f", channel {view.chat_channel}" if view.chat_channel else ""
+    return schemas.Whois(
+        query=query,
+        type="team",
+        slug=view.slug,
+        name=view.name,
+        url=view.url,
+        answer=answer,
+        owner=_team_brief(team),
+        team_members=view.members,
+        channels=[c for c in [view.chat_channel] if c],
+        emails=[e for e in [view.email] if e],
+        services=view.services,
+    )
+
+
+def _whois_person(session: Session, query: str, person: Person) -> schemas.Whois:
+    view = person_view(session, person.slug)
+    answer = f"{view.name}" + (f" ({view.title})" if view.title else "")
+    answer += f", {view.email}" if view.email else ""
+    answer += f", {view.chat_handle}" if view.chat_handle else ""
+    services = [s for team in view.teams for s in queries.services_owned_by(session, [team.slug])]
+    return schemas.Whois(
+        query=query,
+        type="person",
+        slug=view.slug,
+        name=view.name,
+        url=view.url,
+        answer=answer,
+        teams=view.teams,
+        emails=[e for e in [view.email] if e],
+        channels=[c for c in [view.chat_handle] if c],
+        services=[_summary(s) for s in services],
+    )

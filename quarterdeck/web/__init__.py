@@ -1,0 +1,1 @@
+"""The thin web layer shared by every domain: templating, dependencies, error rendering, assets."""

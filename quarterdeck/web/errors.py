@@ -1,0 +1,87 @@
+"""The only mapping of domain errors to HTTP: JSON for the API, an error page or fragment for pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from quarterdeck.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    PreconditionFailed,
+    QuarterdeckError,
+    Unavailable,
+)
+from quarterdeck.web.templating import is_htmx, templates
+
+STATUS = [
+    (PreconditionFailed, 412),
+    (NotFound, 404),
+    (Invalid, 422),
+    (Conflict, 409),
+    (Forbidden, 403),
+    (Unavailable, 503),
+]
+
+
+def status_of(exc: QuarterdeckError) -> int:
+    return next((status for kind, status in STATUS if isinstance(exc, kind)), 400)
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
+
+
+def error_response(request: Request, status: int, code: str, message: str, details: Any = None) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"error": {"code": code, "message": message, "details": details}}, status_code=status)
+    template = "_partials/error.html" if is_htmx(request) else "error.html"
+    context = {"status": status, "code": code, "message": message, "details": details}
+    return templates.TemplateResponse(request, template, context, status_code=status)
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, QuarterdeckError)
+    return error_response(request, status_of(exc), exc.code, exc.message, exc.details)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    details = []
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ())]
+        if error.get("type") == "json_invalid":
+            ctx = error.get("ctx", {})
+            return error_response(
+                request, 400, "request.malformed_json", f"the body is not valid JSON: {ctx.get('error', 'parse error')}"
+            )
+        message = error.get("msg", "invalid")
+        if error.get("type") == "extra_forbidden":
+            message = f"unknown field {location[-1]!r}"
+        details.append({"field": ".".join(location[1:]) or location[0] if location else None,
+                        "in": location[0] if location else None, "message": message})
+    first = details[0] if details else {"field": None, "message": "invalid request"}
+    summary = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+    return error_response(request, 422, "request.invalid", summary, details)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = "no such page" if exc.status_code == 404 else str(exc.detail)
+    response = error_response(request, exc.status_code, code, message)
+    for key, value in (exc.headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(QuarterdeckError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

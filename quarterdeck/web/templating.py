@@ -1,0 +1,39 @@
+"""One Jinja2 environment for every domain's templates, with autoescaping on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, FileSystemLoader
+
+PACKAGE = Path(__file__).resolve().parent.parent
+TEMPLATE_DIRS = [PACKAGE / "web" / "templates", PACKAGE / "catalog" / "templates"]
+
+templates = Jinja2Templates(directory=str(TEMPLATE_DIRS[0]))
+templates.env.loader = ChoiceLoader([FileSystemLoader(str(d)) for d in TEMPLATE_DIRS])
+templates.env.autoescape = True
+
+TIER_LABELS = {1: "Tier 1 · critical", 2: "Tier 2 · important", 3: "Tier 3 · standard", 4: "Tier 4 · low"}
+
+
+def with_query(request: Request, **changes: Any) -> str:
+    """The current URL's query string with some parameters changed (None removes one)."""
+    params = {k: v for k, v in request.query_params.items() if v}
+    for key, value in changes.items():
+        if value is None or value == "":
+            params.pop(key, None)
+        else:
+            params[key] = str(value)
+    return "?" + urlencode(params) if params else "?"
+
+
+templates.env.globals["tier_labels"] = TIER_LABELS
+templates.env.globals["with_query"] = with_query
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
