@@ -191,3 +191,15 @@ def has_edge_from(session: Session, target_kind: str, target_slug: str) -> Selec
     return select(ServiceDependency.service_id).where(
         and_(ServiceDependency.target_kind == target_kind, ServiceDependency.target_slug == target_slug)
     )
+
+
+def distinct_values(session: Session) -> dict[str, list[str]]:
+    def values(column: object) -> list[str]:
+        return [v for v in session.scalars(select(column).distinct().order_by(column)) if v]  # type: ignore[call-overload]
+
+    return {
+        "owner": values(Service.owner_ref),
+        "lifecycle": values(Service.lifecycle),
+        "system": values(Service.system_ref),
+        "tag": values(ServiceTag.tag),
+    }

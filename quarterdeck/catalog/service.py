@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from quarterdeck.catalog import queries, schemas, search, store
+from quarterdeck.catalog import graph, queries, schemas, search, store
 from quarterdeck.catalog.descriptors.drafts import Problem
 from quarterdeck.catalog.descriptors.quarterdeck_format import FIELDS_MODELS, to_entity
 from quarterdeck.catalog.models import UI_SOURCE, Person, Service, System, Team
@@ -605,3 +605,49 @@ def _whois_person(session: Session, query: str, person: Person) -> schemas.Whois
         channels=[c for c in [view.chat_handle] if c],
         services=[_summary(s) for s in services],
     )
+
+
+# ---------------------------------------------------------------- dependency graph
+
+
+def neighbourhood(session: Session, slug: str, kind: str | None = None, *, depth: int = 2) -> graph.Neighbourhood:
+    """What a service depends on and what depends on it, `depth` hops each way."""
+    centre = get_service(session, slug, kind)
+    hood = graph.Neighbourhood(
+        graph.Node(f"{centre.kind}:{centre.slug}", centre.title, None, centre.tier)
+    )
+    for direction in (1, -1):
+        frontier = [centre]
+        for level in range(1, depth + 1):
+            next_frontier: list[Service] = []
+            for current in frontier:
+                depends_on, dependents = service_edges(session, current)
+                here = f"{current.kind}:{current.slug}"
+                for edge in depends_on if direction == 1 else dependents:
+                    key = f"{edge.kind}:{edge.slug}"
+                    node = graph.Node(key, edge.title or edge.slug, edge.url, edge.tier, edge.exists)
+                    if not hood.add(direction * level, node):
+                        continue
+                    hood.edges.append((here, key) if direction == 1 else (key, here))
+                    if edge.exists and level < depth:
+                        found = queries.service_by_slug(session, edge.slug, edge.kind)
+                        if found is not None:
+                            next_frontier.append(found)
+            frontier = next_frontier
+    return hood
+
+
+def render_neighbourhood(session: Session, slug: str, kind: str | None = None) -> str:
+    return graph.render_svg(neighbourhood(session, slug, kind))
+
+
+# ---------------------------------------------------------------- page helpers
+
+
+def catalog_stats(session: Session) -> dict[str, int]:
+    return {table: queries.count(session, select(model)) for table, model in store.MODELS.items()}  # type: ignore[arg-type]
+
+
+def service_facets(session: Session) -> dict[str, list[str]]:
+    """Values the service list can be filtered by, for its filter menus."""
+    return queries.distinct_values(session)

@@ -31,6 +31,17 @@ def with_query(request: Request, **changes: Any) -> str:
     return "?" + urlencode(params) if params else "?"
 
 
+SAFE_SCHEMES = ("http://", "https://", "mailto:", "slack:", "msteams:")
+
+
+def safe_url(url: str | None) -> str:
+    """Links from descriptors go into href: anything but web, mail and chat schemes becomes inert."""
+    if url and url.strip().lower().startswith(SAFE_SCHEMES):
+        return url.strip()
+    return "#unsafe-link"
+
+
+templates.env.filters["safe_url"] = safe_url
 templates.env.globals["tier_labels"] = TIER_LABELS
 templates.env.globals["with_query"] = with_query
 

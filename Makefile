@@ -1,0 +1,39 @@
+# Quarterdeck: `make run` serves the portal with the example organisation; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export QD_DATABASE_URL ?= sqlite:///./var/quarterdeck.db
+
+.PHONY: run test test-deps lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/quarterdeck db upgrade
+	$(BIN)/quarterdeck import examples
+	$(BIN)/quarterdeck serve --host 127.0.0.1 --port 8080
+
+test-deps:
+	bash scripts/install-test-deps.sh
+
+test: $(STAMP) test-deps
+	$(BIN)/ruff check quarterdeck tests bench
+	$(BIN)/ruff format --check quarterdeck tests bench
+	$(BIN)/mypy quarterdeck tests bench
+	$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/e2e
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e
+
+lint: $(STAMP)
+	$(BIN)/ruff check quarterdeck tests bench
+	$(BIN)/mypy quarterdeck tests bench
+
+bench: $(STAMP) test-deps
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,118 @@
+"""Catalog commands: import, whois, services."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from quarterdeck.catalog import importer, schemas, service
+from quarterdeck.catalog.queries import ServiceFilters
+from quarterdeck.clock import SystemClock
+from quarterdeck.db import make_engine, make_sessionmaker, transaction
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
+
+
+def register(app: typer.Typer) -> None:
+    from quarterdeck.cli import load_settings, print_json, reports_errors
+
+    @app.command("import")
+    @reports_errors()
+    def import_(
+        target: Annotated[str, typer.Argument(help="A descriptor file, a folder, or a git URL")],
+        as_json: JsonFlag = False,
+    ) -> None:
+        """Import descriptors; re-importing the same source is idempotent. Exit 1 if any file had errors."""
+        settings = load_settings()
+        sessions = make_sessionmaker(make_engine(settings.database_url))
+        show_bar = sys.stderr.isatty() and not as_json
+        with Progress(
+            TextColumn("[bold]importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"), console=Console(stderr=True), disable=not show_bar,
+        ) as bar:
+            task = bar.add_task("", total=None)
+
+            def progress(done: int, total: int, file: str) -> None:
+                bar.update(task, completed=done, total=total, description=file[-50:])
+
+            report = importer.import_source(sessions, target, settings=settings, clock=SystemClock(), progress=progress)
+        if as_json:
+            print_json(report.as_json())
+        else:
+            _print_report(report)
+        if report.errors:
+            raise typer.Exit(1)
+
+    @app.command()
+    @reports_errors()
+    def whois(name: Annotated[str, typer.Argument(help="Service, team or person")], as_json: JsonFlag = False) -> None:
+        """Who to contact about a service, team or person."""
+        settings = load_settings()
+        with transaction(make_sessionmaker(make_engine(settings.database_url))) as session:
+            answer = service.whois(session, name)
+        if as_json:
+            print_json(answer.model_dump(mode="json"))
+            return
+        _print_whois(answer)
+
+    @app.command()
+    @reports_errors()
+    def services(
+        owner: Annotated[str | None, typer.Option(help="Owner team slug")] = None,
+        tier: Annotated[int | None, typer.Option(min=1, max=4, help="Tier 1-4")] = None,
+        lifecycle: Annotated[str | None, typer.Option()] = None,
+        tag: Annotated[str | None, typer.Option()] = None,
+        system: Annotated[str | None, typer.Option()] = None,
+        q: Annotated[str | None, typer.Option("--text", help="Text in slug, title or description")] = None,
+        page: Annotated[int, typer.Option(min=1)] = 1,
+        per_page: Annotated[int, typer.Option(min=1, max=500)] = 100,
+        as_json: JsonFlag = False,
+    ) -> None:
+        """List services, filtered."""
+        settings = load_settings()
+        filters = ServiceFilters(owner, tier, lifecycle, tag, system, None, None, q)
+        with transaction(make_sessionmaker(make_engine(settings.database_url))) as session:
+            result = service.list_services(session, filters, page=page, per_page=per_page)
+        if as_json:
+            print_json(result.model_dump(mode="json"))
+            return
+        table = Table("slug", "tier", "lifecycle", "owner", "system", title=f"{result.total} services")
+        for item in result.items:
+            table.add_row(item.slug, str(item.tier or "-"), item.lifecycle, item.owner or "-", item.system or "-")
+        Console().print(table)
+
+
+def _print_report(report: importer.ImportReport) -> None:
+    console = Console(stderr=False, highlight=False)
+    console.print(
+        f"{report.files} files, {report.entities} entities: {report.created} created, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.removed} removed"
+    )
+    for problem in report.errors:
+        where = f"{problem.file}:{problem.line}" if problem.line else problem.file
+        console.print(f"[red]error[/red] {where}: {problem.message}", markup=True, soft_wrap=True)
+    for problem in report.notices:
+        where = f"{problem.file}:{problem.line}" if problem.line else problem.file
+        console.print(f"[yellow]note[/yellow]  {where}: {problem.message}", soft_wrap=True)
+
+
+def _print_whois(answer: schemas.Whois) -> None:
+    console = Console(highlight=False)
+    console.print(f"[bold]{answer.name}[/bold] ({answer.type})  {answer.url}")
+    console.print(answer.answer)
+    for contact in answer.contacts:
+        person = contact.person
+        reach = ", ".join(filter(None, [person.email, person.chat_handle])) if person else "not in the catalog"
+        console.print(f"  {contact.role}: {person.name if person else contact.ref} ({reach})")
+    for member in answer.team_members[:8]:
+        if member.person:
+            console.print(f"  {member.role}: {member.person.name} ({member.person.email or '-'})")
+    if answer.channels:
+        console.print(f"  chat: {', '.join(answer.channels)}")
+    if answer.emails:
+        console.print(f"  e-mail: {', '.join(answer.emails)}")

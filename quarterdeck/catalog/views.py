@@ -1,0 +1,101 @@
+"""Catalog pages: home, search, service list and page, teams, people, systems, dependency graph."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse
+
+from quarterdeck.catalog import service
+from quarterdeck.catalog.queries import ServiceFilters
+from quarterdeck.web.deps import SessionDep, SettingsDep
+from quarterdeck.web.templating import is_htmx, templates
+
+router = APIRouter(include_in_schema=False)
+PageNo = Annotated[int, Query(ge=1, le=100_000)]
+Text = Annotated[str | None, Query(max_length=200)]
+Kind = Annotated[str | None, Query(pattern="^(component|api|resource)$")]
+
+
+@router.get("/", response_class=HTMLResponse, name="home")
+def home(request: Request, session: SessionDep) -> Response:
+    context = {"stats": service.catalog_stats(session)}
+    return templates.TemplateResponse(request, "catalog/home.html", context)
+
+
+@router.get("/search", response_class=HTMLResponse, name="search")
+def search_page(request: Request, session: SessionDep, q: Text = None) -> Response:
+    hits = service.search_catalog(session, q, limit=10 if is_htmx(request) else 50) if q else []
+    template = "catalog/_search_results.html" if is_htmx(request) else "catalog/search.html"
+    return templates.TemplateResponse(request, template, {"q": q or "", "hits": hits})
+
+
+@router.get("/services", response_class=HTMLResponse, name="services")
+def services_page(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    owner: Text = None,
+    tier: Annotated[int | None, Query(ge=1, le=4)] = None,
+    lifecycle: Text = None,
+    tag: Text = None,
+    system: Text = None,
+    kind: Kind = None,
+    q: Text = None,
+    page: PageNo = 1,
+) -> Response:
+    filters = ServiceFilters(owner, tier, lifecycle, tag, system, kind, None, q)
+    result = service.list_services(session, filters, page=page, per_page=settings.page_size)
+    context = {"result": result, "filters": filters, "facets": service.service_facets(session)}
+    template = "catalog/_service_rows.html" if is_htmx(request) else "catalog/services.html"
+    return templates.TemplateResponse(request, template, context)
+
+
+@router.get("/services/{slug:path}/graph.svg", name="service_graph")
+def service_graph(slug: str, session: SessionDep, kind: Kind = None) -> Response:
+    svg = service.render_neighbourhood(session, slug, kind)
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/services/{slug:path}", response_class=HTMLResponse, name="service")
+def service_page(request: Request, slug: str, session: SessionDep, kind: Kind = None) -> Response:
+    view = service.service_view(session, slug, kind)
+    context = {"s": view, "graph_svg": service.render_neighbourhood(session, view.slug, view.kind)}
+    return templates.TemplateResponse(request, "catalog/service.html", context)
+
+
+@router.get("/teams", response_class=HTMLResponse, name="teams")
+def teams_page(request: Request, session: SessionDep, q: Text = None, page: PageNo = 1) -> Response:
+    rows, total = service.list_entities(session, "team", text=q, page=page, per_page=100)
+    context = {"rows": rows, "total": total, "q": q or "", "page": page, "per_page": 100}
+    return templates.TemplateResponse(request, "catalog/teams.html", context)
+
+
+@router.get("/teams/{slug:path}", response_class=HTMLResponse, name="team")
+def team_page(request: Request, slug: str, session: SessionDep) -> Response:
+    return templates.TemplateResponse(request, "catalog/team.html", {"t": service.team_view(session, slug)})
+
+
+@router.get("/people", response_class=HTMLResponse, name="people")
+def people_page(request: Request, session: SessionDep, q: Text = None, page: PageNo = 1) -> Response:
+    rows, total = service.list_entities(session, "person", text=q, page=page, per_page=100)
+    context = {"rows": rows, "total": total, "q": q or "", "page": page, "per_page": 100}
+    return templates.TemplateResponse(request, "catalog/people.html", context)
+
+
+@router.get("/people/{key}", response_class=HTMLResponse, name="person")
+def person_page(request: Request, key: str, session: SessionDep) -> Response:
+    return templates.TemplateResponse(request, "catalog/person.html", {"p": service.person_view(session, key)})
+
+
+@router.get("/systems", response_class=HTMLResponse, name="systems")
+def systems_page(request: Request, session: SessionDep, q: Text = None, page: PageNo = 1) -> Response:
+    rows, total = service.list_entities(session, "system", text=q, page=page, per_page=100)
+    context = {"rows": rows, "total": total, "q": q or "", "page": page, "per_page": 100}
+    return templates.TemplateResponse(request, "catalog/systems.html", context)
+
+
+@router.get("/systems/{slug:path}", response_class=HTMLResponse, name="system")
+def system_page(request: Request, slug: str, session: SessionDep) -> Response:
+    return templates.TemplateResponse(request, "catalog/system.html", {"sys": service.system_view(session, slug)})

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the real services the tests use, from Debian's packages, when they are missing:
+# PostgreSQL (server binaries; the tests start their own cluster), Chromium (browser tests), git.
+set -euo pipefail
+
+need=()
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql postgresql-contrib)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v git >/dev/null || need+=(git)
+command -v runuser >/dev/null || need+=(util-linux)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing packages: ${need[*]}; run this script as root (or install them) first" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+id postgres >/dev/null 2>&1 || useradd --system --home /var/lib/postgresql --shell /bin/bash postgres
+echo "test dependencies ready: $(ls -d /usr/lib/postgresql/*/bin | tail -1), $(/usr/bin/chromium --version 2>/dev/null | head -1)"

@@ -1,0 +1,150 @@
+"""Shared fixtures: a fresh, migrated database per test on SQLite and on a real PostgreSQL.
+
+PostgreSQL is started by this harness (initdb + pg_ctl in a temporary folder) unless
+QD_TEST_POSTGRES_URL names a server to use. Each test gets its own database, copied from a
+template migrated once, so assertions can be exact.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from quarterdeck.app import create_app
+from quarterdeck.clock import FrozenClock
+from quarterdeck.config import Settings
+from quarterdeck.db import make_engine, make_sessionmaker
+from quarterdeck.migrations import upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_CORPUS = ROOT.parent / "shared" / "corpus" / "catalog" / "public"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def _postgres_bin() -> Path:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not candidates:
+        pytest.fail("PostgreSQL is not installed: run `make test-deps` (scripts/install-test-deps.sh)")
+    return candidates[-1].parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _as_postgres(*command: str) -> None:
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run(prefix + list(command), check=True, capture_output=True, cwd="/tmp")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server URL without a database name."""
+    external = os.environ.get("QD_TEST_POSTGRES_URL")
+    if external:
+        yield external.rstrip("/")
+        return
+    pg_bin = _postgres_bin()
+    folder = tempfile.mkdtemp(prefix="qd-pg.")
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    port = _free_port()
+    data = f"{folder}/data"
+    _as_postgres(f"{pg_bin}/initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8",
+                 "--locale=C.UTF-8", "--no-sync")
+    _as_postgres(f"{pg_bin}/pg_ctl", "-D", data, "-l", f"{folder}/server.log", "-w", "-t", "30", "-o",
+                 f"-k {folder} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off "
+                 "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200", "start")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        _as_postgres(f"{pg_bin}/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: str) -> str:
+    """A migrated database to copy for each test."""
+    name = "qd_template_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(postgres_server + "/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    engine = make_engine(f"postgresql+psycopg://{postgres_server.split('://', 1)[1]}/{name}")
+    upgrade(engine)
+    engine.dispose()
+    return name
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database for one test, on each dialect in turn."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "quarterdeck.db"
+        shutil.copy(template, path)
+        yield f"sqlite:///{path}"
+        return
+    server: str = request.getfixturevalue("postgres_server")
+    template_name: str = request.getfixturevalue("postgres_template")
+    name = "qd_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
+    yield f"postgresql+psycopg://{server.split('://', 1)[1]}/{name}"
+    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=db_url, git_cache_dir=tmp_path / "git")
+
+
+@pytest.fixture
+def sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(settings.database_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    with sessions() as s:
+        yield s
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(NOW)
+
+
+@pytest.fixture
+def client(settings: Settings, clock: FrozenClock) -> Iterator[TestClient]:
+    app = create_app(settings, clock=clock)
+    with TestClient(app) as test_client:
+        yield test_client
+    app.state.engine.dispose()
