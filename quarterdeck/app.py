@@ -23,8 +23,12 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 def _metrics(app: FastAPI) -> None:
     registry = CollectorRegistry()
-    requests = Counter("quarterdeck_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry)
-    latency = Histogram("quarterdeck_http_request_seconds", "HTTP request latency", ["route"], registry=registry)
+    requests = Counter(
+        "quarterdeck_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry
+    )
+    latency = Histogram(
+        "quarterdeck_http_request_seconds", "HTTP request latency", ["route"], registry=registry
+    )
 
     @app.middleware("http")
     async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

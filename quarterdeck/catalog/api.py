@@ -4,7 +4,6 @@ No `from __future__ import annotations` here: FastAPI must see the real body typ
 that `_register` builds in a closure.
 """
 
-
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
@@ -78,7 +77,12 @@ def get_service(request: Request, slug: str, session: SessionDep, kind: Kind = N
 
 @router.put("/services/{slug:path}", response_model=schemas.ServiceOut)
 def replace_service(
-    slug: str, body: ServiceFields, session: SessionDep, clock: ClockDep, if_match: IfMatch = None, kind: Kind = None
+    slug: str,
+    body: ServiceFields,
+    session: SessionDep,
+    clock: ClockDep,
+    if_match: IfMatch = None,
+    kind: Kind = None,
 ) -> JSONResponse:
     with session.begin():
         row = service.find_row(session, "service", slug, kind)
@@ -90,7 +94,12 @@ def replace_service(
 
 @router.patch("/services/{slug:path}", response_model=schemas.ServiceOut)
 def patch_service(
-    slug: str, body: PatchBody, session: SessionDep, clock: ClockDep, if_match: IfMatch = None, kind: Kind = None
+    slug: str,
+    body: PatchBody,
+    session: SessionDep,
+    clock: ClockDep,
+    if_match: IfMatch = None,
+    kind: Kind = None,
 ) -> JSONResponse:
     with session.begin():
         row = service.find_row(session, "service", slug, kind)
@@ -135,7 +144,11 @@ def _register(table: str, plural: str, fields_model: type[Any], out_model: type[
         return _with_etag(out, out.etag)
 
     def replace(
-        key: str, body: fields_model, session: SessionDep, clock: ClockDep, if_match: IfMatch = None  # type: ignore[valid-type]
+        key: str,
+        body: fields_model,  # type: ignore[valid-type]
+        session: SessionDep,
+        clock: ClockDep,
+        if_match: IfMatch = None,
     ) -> JSONResponse:
         with session.begin():
             row = service.find_row(session, table, key)
@@ -144,7 +157,9 @@ def _register(table: str, plural: str, fields_model: type[Any], out_model: type[
         out = view(session, row.slug)
         return _with_etag(out, out.etag)
 
-    def patch(key: str, body: PatchBody, session: SessionDep, clock: ClockDep, if_match: IfMatch = None) -> JSONResponse:
+    def patch(
+        key: str, body: PatchBody, session: SessionDep, clock: ClockDep, if_match: IfMatch = None
+    ) -> JSONResponse:
         with session.begin():
             row = service.find_row(session, table, key)
             service.update(session, row, body, if_match=if_match, partial=True, now=clock.now())
@@ -157,16 +172,29 @@ def _register(table: str, plural: str, fields_model: type[Any], out_model: type[
         return Response(status_code=204)
 
     page_model = schemas.Page[out_model]  # type: ignore[valid-type]
-    router.add_api_route(f"/{plural}", list_, methods=["GET"], response_model=page_model, name=f"list_{plural}")
-    router.add_api_route(f"/{plural}", create, methods=["POST"], status_code=201, response_model=out_model,
-                         name=f"create_{table}")
-    router.add_api_route(f"/{plural}/{{key:path}}", get, methods=["GET"], response_model=out_model, name=f"get_{table}")
-    router.add_api_route(f"/{plural}/{{key:path}}", replace, methods=["PUT"], response_model=out_model,
-                         name=f"replace_{table}")
-    router.add_api_route(f"/{plural}/{{key:path}}", patch, methods=["PATCH"], response_model=out_model,
-                         name=f"patch_{table}")
-    router.add_api_route(f"/{plural}/{{key:path}}", delete, methods=["DELETE"], status_code=204,
-                         name=f"delete_{table}")
+    router.add_api_route(
+        f"/{plural}", list_, methods=["GET"], response_model=page_model, name=f"list_{plural}"
+    )
+    router.add_api_route(
+        f"/{plural}",
+        create,
+        methods=["POST"],
+        status_code=201,
+        response_model=out_model,
+        name=f"create_{table}",
+    )
+    router.add_api_route(
+        f"/{plural}/{{key:path}}", get, methods=["GET"], response_model=out_model, name=f"get_{table}"
+    )
+    router.add_api_route(
+        f"/{plural}/{{key:path}}", replace, methods=["PUT"], response_model=out_model, name=f"replace_{table}"
+    )
+    router.add_api_route(
+        f"/{plural}/{{key:path}}", patch, methods=["PATCH"], response_model=out_model, name=f"patch_{table}"
+    )
+    router.add_api_route(
+        f"/{plural}/{{key:path}}", delete, methods=["DELETE"], status_code=204, name=f"delete_{table}"
+    )
 
 
 _register("team", "teams", TeamFields, schemas.TeamOut, service.team_view)

@@ -32,15 +32,22 @@ def register(app: typer.Typer) -> None:
         sessions = make_sessionmaker(make_engine(settings.database_url))
         show_bar = sys.stderr.isatty() and not as_json
         with Progress(
-            TextColumn("[bold]importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.description}"), console=Console(stderr=True), disable=not show_bar,
+            TextColumn("[bold]importing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=Console(stderr=True),
+            disable=not show_bar,
         ) as bar:
             task = bar.add_task("", total=None)
 
             def progress(done: int, total: int, file: str) -> None:
                 bar.update(task, completed=done, total=total, description=file[-50:])
 
-            report = importer.import_source(sessions, target, settings=settings, clock=SystemClock(), progress=progress)
+            report = importer.import_source(
+                sessions, target, settings=settings, clock=SystemClock(), progress=progress
+            )
         if as_json:
             print_json(report.as_json())
         else:
@@ -50,7 +57,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @reports_errors()
-    def whois(name: Annotated[str, typer.Argument(help="Service, team or person")], as_json: JsonFlag = False) -> None:
+    def whois(
+        name: Annotated[str, typer.Argument(help="Service, team or person")], as_json: JsonFlag = False
+    ) -> None:
         """Who to contact about a service, team or person."""
         settings = load_settings()
         with transaction(make_sessionmaker(make_engine(settings.database_url))) as session:
@@ -83,15 +92,17 @@ def register(app: typer.Typer) -> None:
             return
         table = Table("slug", "tier", "lifecycle", "owner", "system", title=f"{result.total} services")
         for item in result.items:
-            table.add_row(item.slug, str(item.tier or "-"), item.lifecycle, item.owner or "-", item.system or "-")
+            table.add_row(
+                item.slug, str(item.tier or "-"), item.lifecycle, item.owner or "-", item.system or "-"
+            )
         Console().print(table)
 
 
 def _print_report(report: importer.ImportReport) -> None:
     console = Console(stderr=False, highlight=False)
     console.print(
-        f"{report.files} files, {report.entities} entities: {report.created} created, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {report.removed} removed"
+        f"{report.files} files, {report.entities} entities: {report.created} created, "
+        f"{report.updated} updated, {report.unchanged} unchanged, {report.removed} removed"
     )
     for problem in report.errors:
         where = f"{problem.file}:{problem.line}" if problem.line else problem.file
@@ -107,7 +118,9 @@ def _print_whois(answer: schemas.Whois) -> None:
     console.print(answer.answer)
     for contact in answer.contacts:
         person = contact.person
-        reach = ", ".join(filter(None, [person.email, person.chat_handle])) if person else "not in the catalog"
+        reach = (
+            ", ".join(filter(None, [person.email, person.chat_handle])) if person else "not in the catalog"
+        )
         console.print(f"  {contact.role}: {person.name if person else contact.ref} ({reach})")
     for member in answer.team_members[:8]:
         if member.person:

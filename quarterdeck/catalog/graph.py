@@ -30,7 +30,10 @@ class Neighbourhood:
 
     def add(self, level: int, node: Node) -> bool:
         """Place a node once, in the first column it is seen in; False when the column is full."""
-        if any(node.key == n.key for column in self.columns.values() for n in column) or node.key == self.centre.key:
+        if (
+            any(node.key == n.key for column in self.columns.values() for n in column)
+            or node.key == self.centre.key
+        ):
             return True
         column = self.columns.setdefault(level, [])
         if len(column) >= MAX_PER_COLUMN:
@@ -78,7 +81,8 @@ def render_svg(hood: Neighbourhood) -> str:
             )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="depgraph" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" aria-label="Dependencies of {escape(hood.centre.title)}">'
+        f'width="{width}" height="{height}" role="img" '
+        f'aria-label="Dependencies of {escape(hood.centre.title)}">'
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead"/></marker></defs>'
         + "".join(lines)

@@ -70,9 +70,7 @@ class Membership(Base):
 
     __tablename__ = "memberships"
     __table_args__ = (
-        CheckConstraint(
-            "(team_id IS NULL) != (person_id IS NULL)", name="declared_by_one"
-        ),
+        CheckConstraint("(team_id IS NULL) != (person_id IS NULL)", name="declared_by_one"),
         Index("ix_memberships_team_ref", "team_ref"),
         Index("ix_memberships_person_ref", "person_ref"),
     )

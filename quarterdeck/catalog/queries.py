@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from quarterdeck.catalog.models import (
@@ -90,7 +90,7 @@ class ServiceFilters:
     text: str | None = None
 
 
-def filtered_services(filters: ServiceFilters) -> Select[tuple[Service]]:
+def filtered_services(filters: ServiceFilters) -> Select[Service]:
     query = select(Service)
     if filters.owner:
         query = query.where(Service.owner_ref == filters.owner.lower())
@@ -120,7 +120,7 @@ def filtered_services(filters: ServiceFilters) -> Select[tuple[Service]]:
     return query
 
 
-def count(session: Session, query: Select[tuple[Service]]) -> int:
+def count(session: Session, query: Select[Service]) -> int:
     return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
 
 
@@ -174,23 +174,6 @@ def person_by_key(session: Session, key: str) -> Person | None:
     if "@" in key:
         return session.scalar(select(Person).where(Person.email == key.lower()).order_by(Person.id).limit(1))
     return session.scalar(select(Person).where(Person.slug == key.lower()))
-
-
-def neighbourhood_edges(session: Session, service_ids: set[int]) -> list[tuple[int, str, str, str]]:
-    """(service_id, relation, target_kind, target_slug) of edges declared by the given services."""
-    query = select(
-        ServiceDependency.service_id,
-        ServiceDependency.relation,
-        ServiceDependency.target_kind,
-        ServiceDependency.target_slug,
-    ).where(ServiceDependency.service_id.in_(sorted(service_ids)))
-    return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
-
-
-def has_edge_from(session: Session, target_kind: str, target_slug: str) -> Select[tuple[int]]:
-    return select(ServiceDependency.service_id).where(
-        and_(ServiceDependency.target_kind == target_kind, ServiceDependency.target_slug == target_slug)
-    )
 
 
 def distinct_values(session: Session) -> dict[str, list[str]]:

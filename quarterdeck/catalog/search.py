@@ -7,7 +7,7 @@ generated tsvector and pg_trgm. Both branches sit behind `search()` and are test
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 
 from sqlalchemy import delete, select, text
@@ -71,9 +71,9 @@ def index_entities(session: Session, entities: list[Service | Team | Person | Sy
             ):
                 existing[(entity_type, doc.entity_id)] = doc
     for entity_id, (entity_type, name, summary, body, url), slug in fields:
-        doc = existing.get((entity_type, entity_id))
-        if doc is None:
-            doc = SearchDocument(entity_type=entity_type, entity_id=entity_id)
+        found = existing.get((entity_type, entity_id))
+        doc = found if found is not None else SearchDocument(entity_type=entity_type, entity_id=entity_id)
+        if found is None:
             session.add(doc)
         doc.slug, doc.name, doc.summary, doc.body, doc.url = slug, name, summary[:2000], body, url
 
@@ -132,8 +132,9 @@ def _sqlite_text(session: Session, words: list[str], limit: int, entity_type: st
     sql = (
         f"SELECT {_COLUMNS}, bm25(search_fts, 10.0, 10.0, 3.0, 1.0) AS rank "
         "FROM search_fts JOIN search_documents d ON d.id = search_fts.rowid "
-        "WHERE search_fts MATCH :match" + (" AND d.entity_type = :type" if entity_type else "") +
-        " ORDER BY rank LIMIT :limit"
+        "WHERE search_fts MATCH :match"
+        + (" AND d.entity_type = :type" if entity_type else "")
+        + " ORDER BY rank LIMIT :limit"
     )
     rows = session.execute(text(sql), {"match": match, "limit": limit, "type": entity_type})
     return [_hit(row, -float(row[6]), "text") for row in rows]
@@ -143,8 +144,9 @@ def _postgres_text(session: Session, words: list[str], limit: int, entity_type: 
     tsquery = " & ".join(f"{word}:*" for word in words)
     sql = (
         f"SELECT {_COLUMNS}, ts_rank(d.tsv, q) AS rank FROM search_documents d, "
-        "to_tsquery('simple', :q) q WHERE d.tsv @@ q" + (" AND d.entity_type = :type" if entity_type else "") +
-        " ORDER BY rank DESC LIMIT :limit"
+        "to_tsquery('simple', :q) q WHERE d.tsv @@ q"
+        + (" AND d.entity_type = :type" if entity_type else "")
+        + " ORDER BY rank DESC LIMIT :limit"
     )
     rows = session.execute(text(sql), {"q": tsquery, "limit": limit, "type": entity_type})
     return [_hit(row, float(row[6]) * 10, "text") for row in rows]
@@ -161,12 +163,9 @@ def _fuzzy_filter(rows: list[Hit], phrase: str, limit: int) -> list[Hit]:
     for row in rows:
         similarity = _similarity(phrase, row.name, row.slug)
         if similarity >= FUZZY_THRESHOLD:
-            scored.append(Hit(*[getattr(row, f) for f in _HIT_FIELDS], score=similarity, matched_by="fuzzy"))
+            scored.append(replace(row, score=similarity, matched_by="fuzzy"))
     scored.sort(key=lambda hit: hit.score, reverse=True)
     return scored[:limit]
-
-
-_HIT_FIELDS = ("entity_type", "entity_id", "slug", "name", "summary", "url")
 
 
 def _trigrams(phrase: str) -> list[str]:
@@ -181,10 +180,13 @@ def _sqlite_fuzzy(session: Session, words: list[str], limit: int, entity_type: s
     match = " OR ".join(f'"{gram}"' for gram in grams)
     sql = (
         f"SELECT {_COLUMNS} FROM search_trigrams JOIN search_documents d ON d.id = search_trigrams.rowid "
-        "WHERE search_trigrams MATCH :match" + (" AND d.entity_type = :type" if entity_type else "") +
-        " ORDER BY rank LIMIT 200"
+        "WHERE search_trigrams MATCH :match"
+        + (" AND d.entity_type = :type" if entity_type else "")
+        + " ORDER BY rank LIMIT 200"
     )
-    rows = [_hit(row, 0.0, "fuzzy") for row in session.execute(text(sql), {"match": match, "type": entity_type})]
+    rows = [
+        _hit(row, 0.0, "fuzzy") for row in session.execute(text(sql), {"match": match, "type": entity_type})
+    ]
     return _fuzzy_filter(rows, phrase, limit)
 
 
@@ -192,8 +194,9 @@ def _postgres_fuzzy(session: Session, words: list[str], limit: int, entity_type:
     phrase = " ".join(words)
     sql = (
         f"SELECT {_COLUMNS} FROM search_documents d "
-        "WHERE :q <% lower(d.name || ' ' || d.slug)" + (" AND d.entity_type = :type" if entity_type else "") +
-        " ORDER BY word_similarity(:q, lower(d.name || ' ' || d.slug)) DESC LIMIT 200"
+        "WHERE :q <% lower(d.name || ' ' || d.slug)"
+        + (" AND d.entity_type = :type" if entity_type else "")
+        + " ORDER BY word_similarity(:q, lower(d.name || ' ' || d.slug)) DESC LIMIT 200"
     )
     session.execute(text("SET LOCAL pg_trgm.word_similarity_threshold = 0.4"))
     rows = [_hit(row, 0.0, "fuzzy") for row in session.execute(text(sql), {"q": phrase, "type": entity_type})]

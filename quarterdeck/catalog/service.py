@@ -356,7 +356,8 @@ def _validate(table: str, fields: dict[str, Any]) -> Any:
 def _check_etag(row: store.Entity, if_match: str | None) -> None:
     if if_match is not None and if_match.strip() not in {etag_of(row), "*"}:
         raise PreconditionFailed(
-            f"the {store.identity_of(row)[0]} changed since you read it (ETag {etag_of(row)}, you sent {if_match})",
+            f"the {store.identity_of(row)[0]} changed since you read it "
+            f"(its ETag is {etag_of(row)}, you sent {if_match})",
             code="catalog.stale_etag",
         )
 
@@ -380,10 +381,8 @@ def create(session: Session, table: str, fields: dict[str, Any], *, now: datetim
 
 def current_fields(row: store.Entity) -> dict[str, Any]:
     """An entity as the body PUT takes, for PATCH to merge into."""
-    common = {"annotations": dict(row.annotations), "links": [dict(link) for link in row.links]}
-    for link in common["links"]:
-        if not link.get("title"):
-            link.pop("title", None)
+    links = [{k: v for k, v in link.items() if v or k != "title"} for link in row.links]
+    common: dict[str, Any] = {"annotations": dict(row.annotations), "links": links}
     if isinstance(row, Service):
         return {
             **common,
@@ -610,12 +609,12 @@ def _whois_person(session: Session, query: str, person: Person) -> schemas.Whois
 # ---------------------------------------------------------------- dependency graph
 
 
-def neighbourhood(session: Session, slug: str, kind: str | None = None, *, depth: int = 2) -> graph.Neighbourhood:
+def neighbourhood(
+    session: Session, slug: str, kind: str | None = None, *, depth: int = 2
+) -> graph.Neighbourhood:
     """What a service depends on and what depends on it, `depth` hops each way."""
     centre = get_service(session, slug, kind)
-    hood = graph.Neighbourhood(
-        graph.Node(f"{centre.kind}:{centre.slug}", centre.title, None, centre.tier)
-    )
+    hood = graph.Neighbourhood(graph.Node(f"{centre.kind}:{centre.slug}", centre.title, None, centre.tier))
     for direction in (1, -1):
         frontier = [centre]
         for level in range(1, depth + 1):
@@ -645,7 +644,7 @@ def render_neighbourhood(session: Session, slug: str, kind: str | None = None) -
 
 
 def catalog_stats(session: Session) -> dict[str, int]:
-    return {table: queries.count(session, select(model)) for table, model in store.MODELS.items()}  # type: ignore[arg-type]
+    return {table: queries.count(session, select(model)) for table, model in store.MODELS.items()}
 
 
 def service_facets(session: Session) -> dict[str, list[str]]:

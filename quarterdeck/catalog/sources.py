@@ -12,7 +12,17 @@ from quarterdeck.catalog.descriptors.foreign import format_by_name
 from quarterdeck.errors import NotFound
 from quarterdeck.integrations import git
 
-SKIPPED_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".mypy_cache", "dist", "build"}
+SKIPPED_DIRS = {
+    ".git",
+    "node_modules",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".tox",
+    ".mypy_cache",
+    "dist",
+    "build",
+}
 EXTENSIONS = (".yaml", ".yml", ".json")
 MAX_FILE_BYTES = 2_000_000
 SNIFF_MARKERS = ("backstage.io/", "quarterdeck/v1")
@@ -96,7 +106,9 @@ def _read_file(tree: SourceTree, path: Path) -> FileResult:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             result = FileResult(name, format="yaml", unreadable=True)
-            result.problems.append(Problem(name, None, f"file is {size} bytes; the limit is {MAX_FILE_BYTES}"))
+            result.problems.append(
+                Problem(name, None, f"file is {size} bytes; the limit is {MAX_FILE_BYTES}")
+            )
             return result
         content = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -119,13 +131,17 @@ def _location_files(tree: SourceTree, result: FileResult) -> list[Path]:
     found: list[Path] = []
     for target in result.location_targets:
         if "://" in target:
-            tree.notices.append(Problem(result.file, None, f"Location target {target!r} is remote; not followed"))
+            tree.notices.append(
+                Problem(result.file, None, f"Location target {target!r} is remote; not followed")
+            )
             continue
         matches = sorted(base.glob(target)) if any(ch in target for ch in "*?[") else [base / target]
         for match in matches:
             resolved = match.resolve()
             if not resolved.is_relative_to(tree.root):
-                tree.notices.append(Problem(result.file, None, f"Location target {target!r} is outside the source"))
+                tree.notices.append(
+                    Problem(result.file, None, f"Location target {target!r} is outside the source")
+                )
             elif resolved.is_file():
                 found.append(resolved)
             else:

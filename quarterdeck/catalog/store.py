@@ -7,6 +7,7 @@ by the same code. Callers own the transaction.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -32,7 +33,12 @@ from quarterdeck.catalog.models import (
 )
 
 Entity = Service | Team | Person | System
-MODELS: dict[str, type[Entity]] = {"service": Service, "team": Team, "person": Person, "system": System}
+MODELS: dict[str, type[Service] | type[Team] | type[Person] | type[System]] = {
+    "service": Service,
+    "team": Team,
+    "person": Person,
+    "system": System,
+}
 
 
 def identity_of(entity: Entity) -> tuple[str, str]:
@@ -48,7 +54,7 @@ def find(session: Session, identity: tuple[str, str]) -> Entity | None:
         kind, slug = key.split(":", 1)
         return session.scalar(select(Service).where(Service.kind == kind, Service.slug == slug))
     model = MODELS[table]
-    return session.scalar(select(model).where(model.slug == key))
+    return cast("Entity | None", session.scalar(select(model).where(model.slug == key)))
 
 
 def new_row(entity: EntityDraft) -> Entity:

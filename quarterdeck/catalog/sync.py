@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -22,7 +22,12 @@ from quarterdeck.catalog import store
 from quarterdeck.catalog.descriptors import Draft, FileOutcome, FileResult, Problem
 from quarterdeck.catalog.models import CatalogSource, Person, Service, System, Team
 
-ENTITY_MODELS: tuple[type[store.Entity], ...] = (Service, Team, Person, System)
+ENTITY_MODELS: tuple[type[Service] | type[Team] | type[Person] | type[System], ...] = (
+    Service,
+    Team,
+    Person,
+    System,
+)
 
 
 @dataclass
@@ -60,10 +65,10 @@ class ImportReport:
 def _owned_rows(session: Session, source: str) -> dict[tuple[str, str], store.Entity]:
     rows: dict[tuple[str, str], store.Entity] = {}
     for model in ENTITY_MODELS:
-        for row in session.scalars(
-            select(model).where(or_(model.source == source, model.detached_from == source))
-        ):
-            rows[store.identity_of(row)] = row
+        query = select(model).where(or_(model.source == source, model.detached_from == source))
+        for row in session.scalars(query):
+            entity = cast(store.Entity, row)
+            rows[store.identity_of(entity)] = entity
     return rows
 
 
@@ -84,7 +89,8 @@ def _claimed_elsewhere(session: Session, drafts: list[Draft], source: str) -> di
                 or_(model.detached_from.is_(None), model.detached_from != source),
             )
             for row in session.scalars(query):
-                claimed[store.identity_of(row)] = row.source
+                entity = cast(store.Entity, row)
+                claimed[store.identity_of(entity)] = entity.source
     return claimed
 
 
@@ -131,8 +137,12 @@ def apply_import(
         row = owned.get(identity)
         if row is not None and row.detached_from == key:
             report.notices.append(
-                Problem(draft.origin.file, draft.origin.line, f"{_label(identity)} was edited in the portal; "
-                        "the portal's version is kept and this descriptor is not applied")
+                Problem(
+                    draft.origin.file,
+                    draft.origin.line,
+                    f"{_label(identity)} was edited in the portal; "
+                    "the portal's version is kept and this descriptor is not applied",
+                )
             )
             continue
         content_hash = draft.content_hash()
@@ -144,19 +154,21 @@ def apply_import(
             report.created += 1
         else:
             report.updated += 1
-        store.write(session, row, draft.entity, source=key, origin=draft.origin, content_hash=content_hash, now=now)
+        store.write(
+            session, row, draft.entity, source=key, origin=draft.origin, content_hash=content_hash, now=now
+        )
         written.append((row, draft.entity))
     store.finish(session, written)
     for identity, row in owned.items():
         if identity in drafts or row.detached_from == key:
             continue
-        problems = failed.get(identity) or (
+        stale: list[Problem] | None = failed.get(identity) or (
             [Problem(row.source_file, None, "the file could not be read")]
             if row.source_file in unreadable_files
             else None
         )
-        if problems:
-            row.import_errors = [problem.as_dict() for problem in problems]
+        if stale:
+            row.import_errors = [problem.as_dict() for problem in stale]
             continue
         store.remove(session, row)
         report.removed += 1
@@ -188,7 +200,13 @@ def _conflict(draft: Draft, other: str) -> Problem:
 
 
 def _record_source(
-    session: Session, key: str, kind: str, location: str, revision: str | None, report: ImportReport, now: datetime
+    session: Session,
+    key: str,
+    kind: str,
+    location: str,
+    revision: str | None,
+    report: ImportReport,
+    now: datetime,
 ) -> None:
     source = session.scalar(select(CatalogSource).where(CatalogSource.key == key))
     if source is None:

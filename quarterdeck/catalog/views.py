@@ -86,7 +86,9 @@ def people_page(request: Request, session: SessionDep, q: Text = None, page: Pag
 
 @router.get("/people/{key}", response_class=HTMLResponse, name="person")
 def person_page(request: Request, key: str, session: SessionDep) -> Response:
-    return templates.TemplateResponse(request, "catalog/person.html", {"p": service.person_view(session, key)})
+    return templates.TemplateResponse(
+        request, "catalog/person.html", {"p": service.person_view(session, key)}
+    )
 
 
 @router.get("/systems", response_class=HTMLResponse, name="systems")
@@ -98,4 +100,6 @@ def systems_page(request: Request, session: SessionDep, q: Text = None, page: Pa
 
 @router.get("/systems/{slug:path}", response_class=HTMLResponse, name="system")
 def system_page(request: Request, slug: str, session: SessionDep) -> Response:
-    return templates.TemplateResponse(request, "catalog/system.html", {"sys": service.system_view(session, slug)})
+    return templates.TemplateResponse(
+        request, "catalog/system.html", {"sys": service.system_view(session, slug)}
+    )

@@ -27,7 +27,9 @@ def _git(args: list[str], cwd: Path | None = None) -> str:
     except FileNotFoundError as exc:
         raise Unavailable("the git binary is not installed", code="git.missing") from exc
     except subprocess.TimeoutExpired as exc:
-        raise Unavailable(f"git {args[0]} took longer than {GIT_TIMEOUT_SECONDS}s", code="git.timeout") from exc
+        raise Unavailable(
+            f"git {args[0]} took longer than {GIT_TIMEOUT_SECONDS}s", code="git.timeout"
+        ) from exc
     if done.returncode != 0:
         message = (done.stderr or done.stdout).strip().splitlines()
         raise Unavailable(

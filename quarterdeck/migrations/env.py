@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 
 import quarterdeck.catalog.models  # noqa: F401 - registers the catalog tables on Base.metadata
 from quarterdeck.db import Base, make_engine
@@ -33,7 +34,7 @@ def run_migrations() -> None:
     engine.dispose()
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,

@@ -40,7 +40,9 @@ def _wants_json(request: Request) -> bool:
 
 def error_response(request: Request, status: int, code: str, message: str, details: Any = None) -> Response:
     if _wants_json(request):
-        return JSONResponse({"error": {"code": code, "message": message, "details": details}}, status_code=status)
+        return JSONResponse(
+            {"error": {"code": code, "message": message, "details": details}}, status_code=status
+        )
     template = "_partials/error.html" if is_htmx(request) else "error.html"
     context = {"status": status, "code": code, "message": message, "details": details}
     return templates.TemplateResponse(request, template, context, status_code=status)
@@ -59,15 +61,23 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         if error.get("type") == "json_invalid":
             ctx = error.get("ctx", {})
             return error_response(
-                request, 400, "request.malformed_json", f"the body is not valid JSON: {ctx.get('error', 'parse error')}"
+                request,
+                400,
+                "request.malformed_json",
+                f"the body is not valid JSON: {ctx.get('error', 'parse error')}",
             )
         message = error.get("msg", "invalid")
         if error.get("type") == "extra_forbidden":
             message = f"unknown field {location[-1]!r}"
-        details.append({"field": ".".join(location[1:]) or location[0] if location else None,
-                        "in": location[0] if location else None, "message": message})
+        details.append(
+            {
+                "field": ".".join(location[1:]) or location[0] if location else None,
+                "in": location[0] if location else None,
+                "message": message,
+            }
+        )
     first = details[0] if details else {"field": None, "message": "invalid request"}
-    summary = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+    summary = f"{first['field']}: {first['message']}" if first["field"] else str(first["message"])
     return error_response(request, 422, "request.invalid", summary, details)
 
 

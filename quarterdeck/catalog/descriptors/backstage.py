@@ -153,7 +153,9 @@ def _tier(reader: _Reader, annotations: dict[str, str]) -> int | None:
     if raw is None:
         return None
     if raw.strip() not in {"1", "2", "3", "4"}:
-        reader.problem("metadata.annotations", f"annotation {TIER_ANNOTATION} must be 1, 2, 3 or 4, not {raw!r}")
+        reader.problem(
+            "metadata.annotations", f"annotation {TIER_ANNOTATION} must be 1, 2, 3 or 4, not {raw!r}"
+        )
         return None
     return int(raw)
 
@@ -217,11 +219,13 @@ def _definition(reader: _Reader) -> str | None:
     if isinstance(raw, str):
         return raw
     if isinstance(raw, dict) and len(raw) == 1:
-        (directive, target), = raw.items()
+        ((directive, target),) = raw.items()
         if directive in {"$text", "$json", "$yaml"} and isinstance(target, str):
             text = reader.read_text(target) if reader.read_text else None
             if text is None:
-                reader.notice("spec.definition", f"{directive} {target!r} could not be read; kept as a reference")
+                reader.notice(
+                    "spec.definition", f"{directive} {target!r} could not be read; kept as a reference"
+                )
                 return f"{directive}: {target}"
             return text
     reader.problem("spec.definition", "spec.definition must be a string or a $text/$json/$yaml reference")
@@ -285,7 +289,9 @@ def _person(reader: _Reader) -> EntityDraft:
     slug, title, _description, annotations, links = reader.common()
     profile = _profile(reader)
     email = reader.string("spec.profile.email", profile.get("email"))
-    teams = [reader.slug_of(ref, "group")[1] for ref in reader.ref_list("spec.memberOf") if isinstance(ref, str)]
+    teams = [
+        reader.slug_of(ref, "group")[1] for ref in reader.ref_list("spec.memberOf") if isinstance(ref, str)
+    ]
     return PersonDraft(
         slug=slug,
         name=reader.string("spec.profile.displayName", profile.get("displayName")) or title,
@@ -343,7 +349,14 @@ def read_backstage_document(doc: Document, file: str, read_text: TextReader | No
     for key in data:
         if key not in ENVELOPE_KEYS:
             reader.notice(key, f"unknown top-level key {key!r} ignored (did you mean metadata.{key}?)")
-    if kind in NOT_CATALOGUED or kind not in {*SERVICE_KINDS, "system", "domain", "group", "user", "location"}:
+    if kind in NOT_CATALOGUED or kind not in {
+        *SERVICE_KINDS,
+        "system",
+        "domain",
+        "group",
+        "user",
+        "location",
+    }:
         reader.notice("kind", f"kind {kind_raw} is not part of the Quarterdeck catalog; skipped")
         return result
     if kind == "location":

@@ -120,7 +120,9 @@ def _read_document(result: FileResult, doc: Document, read_text: TextReader | No
     api_version = data.get("apiVersion") if isinstance(data, dict) else None
     if not isinstance(api_version, str):
         result.problems.append(
-            Problem(result.file, doc.line, "document has no apiVersion (quarterdeck/v1 or backstage.io/v1alpha1)")
+            Problem(
+                result.file, doc.line, "document has no apiVersion (quarterdeck/v1 or backstage.io/v1alpha1)"
+            )
         )
         return "unknown"
     if api_version == API_VERSION:
@@ -145,7 +147,9 @@ def _read_document(result: FileResult, doc: Document, read_text: TextReader | No
                 result.failed.setdefault(read.identity, []).extend(read.problems)
         return "backstage"
     result.problems.append(
-        Problem(result.file, doc.line_of("apiVersion"), f"apiVersion {api_version!r} is not one Quarterdeck reads")
+        Problem(
+            result.file, doc.line_of("apiVersion"), f"apiVersion {api_version!r} is not one Quarterdeck reads"
+        )
     )
     return "unknown"
 

@@ -22,9 +22,7 @@ def name_problem(value: object, what: str = "name") -> str | None:
     if len(value) > MAX_NAME:
         return f"{what} {value!r} is longer than {MAX_NAME} characters"
     if not _NAME.match(value):
-        return (
-            f"{what} {value!r} is not valid: use letters, digits and '-', '_' or '.' between them"
-        )
+        return f"{what} {value!r} is not valid: use letters, digits and '-', '_' or '.' between them"
     return None
 
 

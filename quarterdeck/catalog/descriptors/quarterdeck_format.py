@@ -101,22 +101,22 @@ class SystemFields(_Common):
 
 
 class ServiceDescriptor(ServiceFields):
-    apiVersion: Literal["quarterdeck/v1"]  # noqa: N815 - the descriptor's own key
+    apiVersion: Literal["quarterdeck/v1"]
     kind: Literal["Service"]
 
 
 class TeamDescriptor(TeamFields):
-    apiVersion: Literal["quarterdeck/v1"]  # noqa: N815
+    apiVersion: Literal["quarterdeck/v1"]
     kind: Literal["Team"]
 
 
 class PersonDescriptor(PersonFields):
-    apiVersion: Literal["quarterdeck/v1"]  # noqa: N815
+    apiVersion: Literal["quarterdeck/v1"]
     kind: Literal["Person"]
 
 
 class SystemDescriptor(SystemFields):
-    apiVersion: Literal["quarterdeck/v1"]  # noqa: N815
+    apiVersion: Literal["quarterdeck/v1"]
     kind: Literal["System"]
 
 
