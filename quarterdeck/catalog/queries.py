@@ -75,7 +75,7 @@ def incoming_edges(session: Session, service: Service) -> list[tuple[ServiceDepe
         .where(ServiceDependency.target_kind == service.kind, ServiceDependency.target_slug == service.slug)
         .order_by(Service.slug)
     )
-    return [(edge, source) for edge, source in session.execute(query).tuples()]
+    return [(edge, source) for edge, source in session.execute(query)]
 
 
 @dataclass
@@ -155,7 +155,7 @@ def contacts_of_person(session: Session, person: Person) -> list[tuple[ServiceCo
         .where(ServiceContact.person_ref.in_(refs))
         .order_by(Service.slug)
     )
-    return [(contact, service) for contact, service in session.execute(query).tuples()]
+    return [(contact, service) for contact, service in session.execute(query)]
 
 
 def child_teams(session: Session, team: Team) -> list[Team]:

@@ -37,15 +37,25 @@ def services_page(
     session: SessionDep,
     settings: SettingsDep,
     owner: Text = None,
-    tier: Annotated[int | None, Query(ge=1, le=4)] = None,
+    tier: Annotated[str | None, Query(pattern="^[1-4]?$")] = None,
     lifecycle: Text = None,
     tag: Text = None,
     system: Text = None,
-    kind: Kind = None,
+    kind: Annotated[str | None, Query(pattern="^(component|api|resource)?$")] = None,
     q: Text = None,
     page: PageNo = 1,
 ) -> Response:
-    filters = ServiceFilters(owner, tier, lifecycle, tag, system, kind, None, q)
+    """Filter form fields arrive empty when unset ("tier="), so empty means "any"."""
+    filters = ServiceFilters(
+        owner or None,
+        int(tier) if tier else None,
+        lifecycle or None,
+        tag or None,
+        system or None,
+        kind or None,
+        None,
+        q or None,
+    )
     result = service.list_services(session, filters, page=page, per_page=settings.page_size)
     context = {"result": result, "filters": filters, "facets": service.service_facets(session)}
     template = "catalog/_service_rows.html" if is_htmx(request) else "catalog/services.html"
