@@ -1,6 +1,6 @@
 """Shared fixtures: a fresh, migrated database per test on SQLite and on a real PostgreSQL.
 
-PostgreSQL is started by this harness (initdb + pg_ctl in a temporary folder) unless
+PostgreSQL is started by this harness (tests/pg_cluster.py: initdb + pg_ctl in a temporary folder) unless
 QD_TEST_POSTGRES_URL names a server to use. Each test gets its own database, copied from a
 template migrated once, so assertions can be exact.
 """
@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -27,29 +24,12 @@ from quarterdeck.clock import FrozenClock
 from quarterdeck.config import Settings
 from quarterdeck.db import make_engine, make_sessionmaker
 from quarterdeck.migrations import upgrade
+from tests.pg_cluster import postgres_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_CORPUS = ROOT.parent / "shared" / "corpus" / "catalog" / "public"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-
-
-def _postgres_bin() -> Path:
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not candidates:
-        pytest.fail("PostgreSQL is not installed: run `make test-deps` (scripts/install-test-deps.sh)")
-    return candidates[-1].parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _as_postgres(*command: str) -> None:
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    subprocess.run(prefix + list(command), check=True, capture_output=True, cwd="/tmp")
 
 
 @pytest.fixture(scope="session")
@@ -59,22 +39,8 @@ def postgres_server() -> Iterator[str]:
     if external:
         yield external.rstrip("/")
         return
-    pg_bin = _postgres_bin()
-    folder = tempfile.mkdtemp(prefix="qd-pg.")
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres", "postgres")
-    port = _free_port()
-    data = f"{folder}/data"
-    _as_postgres(f"{pg_bin}/initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                 "--locale=C.UTF-8", "--no-sync")
-    _as_postgres(f"{pg_bin}/pg_ctl", "-D", data, "-l", f"{folder}/server.log", "-w", "-t", "30", "-o",
-                 f"-k {folder} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off "
-                 "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200", "start")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}"
-    finally:
-        _as_postgres(f"{pg_bin}/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
-        shutil.rmtree(folder, ignore_errors=True)
+    with postgres_cluster() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

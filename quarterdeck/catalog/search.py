@@ -10,10 +10,11 @@ import re
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, insert, text
 from sqlalchemy.orm import Session
 
-from quarterdeck.catalog.models import Person, SearchDocument, Service, System, Team
+from quarterdeck.catalog.descriptors.drafts import EntityDraft, PersonDraft, ServiceDraft, TeamDraft
+from quarterdeck.catalog.models import SearchDocument
 from quarterdeck.db import dialect_name
 
 ENTITY_TYPES = ("service", "team", "person", "system")
@@ -37,52 +38,63 @@ def service_url(kind: str, slug: str) -> str:
     return f"/services/{slug}" if kind == "component" else f"/services/{slug}?kind={kind}"
 
 
-def _document_fields(entity: Service | Team | Person | System) -> tuple[str, str, str, str, str]:
+def _document(entity: EntityDraft) -> tuple[str, str, str, str, str]:
     """(type, name, summary, body, url) of an entity's search row."""
-    if isinstance(entity, Service):
+    if isinstance(entity, ServiceDraft):
         body = " ".join(
             [entity.kind, entity.type, entity.lifecycle, entity.owner_ref or "", entity.system_ref or ""]
-            + [tag.tag for tag in entity.tags]
-            + [f"{c.role} {c.person_ref}" for c in entity.contacts]
+            + entity.tags
+            + [f"{role} {person}" for role, person in entity.contacts]
         )
         return "service", entity.title, entity.description, body, service_url(entity.kind, entity.slug)
-    if isinstance(entity, Team):
+    if isinstance(entity, TeamDraft):
         body = " ".join(filter(None, [entity.email, entity.chat_channel, entity.parent_ref, entity.type]))
         return "team", entity.name, entity.description, body, f"/teams/{entity.slug}"
-    if isinstance(entity, Person):
+    if isinstance(entity, PersonDraft):
         body = " ".join(filter(None, [entity.email, entity.chat_handle, entity.title]))
         return "person", entity.name, entity.title or "", body, f"/people/{entity.slug}"
     body = " ".join(filter(None, [entity.kind, entity.owner_ref, entity.domain_ref]))
     return "system", entity.title, entity.description, body, f"/systems/{entity.slug}"
 
 
-def index_entities(session: Session, entities: list[Service | Team | Person | System]) -> None:
-    """Insert or refresh the search rows of flushed entities, with one look-up per entity type."""
-    fields = [(entity.id, _document_fields(entity), entity.slug) for entity in entities]
-    existing: dict[tuple[str, int], SearchDocument] = {}
-    for entity_type in {f[1][0] for f in fields}:
-        ids = [entity_id for entity_id, f, _slug in fields if f[0] == entity_type]
-        for start in range(0, len(ids), 900):
-            for doc in session.scalars(
-                select(SearchDocument).where(
+def replace_documents(
+    session: Session, written: list[tuple[EntityDraft, int]], updated: dict[str, set[int]]
+) -> None:
+    """Insert the search rows of written entities, replacing those of updated ones."""
+    for entity_type, ids in updated.items():
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), 900):
+            session.execute(
+                delete(SearchDocument)
+                .where(
                     SearchDocument.entity_type == entity_type,
-                    SearchDocument.entity_id.in_(ids[start : start + 900]),
+                    SearchDocument.entity_id.in_(ordered[start : start + 900]),
                 )
-            ):
-                existing[(entity_type, doc.entity_id)] = doc
-    for entity_id, (entity_type, name, summary, body, url), slug in fields:
-        found = existing.get((entity_type, entity_id))
-        doc = found if found is not None else SearchDocument(entity_type=entity_type, entity_id=entity_id)
-        if found is None:
-            session.add(doc)
-        doc.slug, doc.name, doc.summary, doc.body, doc.url = slug, name, summary[:2000], body, url
+                .execution_options(synchronize_session=False)
+            )
+    rows = []
+    for entity, entity_id in written:
+        entity_type, name, summary, body, url = _document(entity)
+        rows.append(
+            {
+                "entity_type": entity_type,
+                "entity_id": entity_id,
+                "slug": entity.slug,
+                "name": name,
+                "summary": summary[:2000],
+                "body": body,
+                "url": url,
+            }
+        )
+    if rows:
+        session.execute(insert(SearchDocument), rows)
 
 
 def unindex_entity(session: Session, entity_type: str, entity_id: int) -> None:
     session.execute(
-        delete(SearchDocument).where(
-            SearchDocument.entity_type == entity_type, SearchDocument.entity_id == entity_id
-        )
+        delete(SearchDocument)
+        .where(SearchDocument.entity_type == entity_type, SearchDocument.entity_id == entity_id)
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quarterdeck.catalog import graph, queries, schemas, search, store
-from quarterdeck.catalog.descriptors.drafts import Problem
+from quarterdeck.catalog.descriptors.drafts import PersonDraft, Problem, ServiceDraft, SystemDraft, TeamDraft
 from quarterdeck.catalog.descriptors.quarterdeck_format import FIELDS_MODELS, to_entity
 from quarterdeck.catalog.models import UI_SOURCE, Person, Service, System, Team
 from quarterdeck.catalog.queries import ServiceFilters
@@ -373,9 +373,9 @@ def create(session: Session, table: str, fields: dict[str, Any], *, now: datetim
         )
     if isinstance(entity, type(None)):
         raise Invalid("empty body")
-    row = store.new_row(entity)
-    store.write(session, row, entity, source=UI_SOURCE, origin=None, content_hash=None, now=now)
-    store.finish(session, [(row, entity)])
+    store.save(session, [store.Write(entity)], source=UI_SOURCE, now=now)
+    row = store.find(session, draft_identity)
+    assert row is not None
     return row
 
 
@@ -396,7 +396,11 @@ def current_fields(row: store.Entity) -> dict[str, Any]:
             "owner": row.owner_ref,
             "contacts": [{"role": c.role, "person": c.person_ref} for c in row.contacts],
             "tags": [t.tag for t in row.tags],
-            "depends_on": [d.target_slug for d in row.dependencies if d.relation == "depends_on"],
+            "depends_on": [
+                d.target_slug if d.target_kind == "component" else f"{d.target_kind}:{d.target_slug}"
+                for d in row.dependencies
+                if d.relation == "depends_on"
+            ],
             "image": row.image_repository,
             "custom": dict(row.custom_fields),
         }
@@ -445,6 +449,10 @@ def update(
         fields = {**current_fields(row), **fields}
         if table == "team" and "members" not in fields:
             fields["members"] = _team_members(session, row)
+        if isinstance(row, Person) and "teams" not in fields:
+            fields["teams"] = [
+                m.team_ref for m in queries.memberships_of_person(session, row) if m.person_id == row.id
+            ]
     key = "handle" if table == "person" else "slug"
     if fields.get(key, row.slug) != row.slug:
         raise Invalid(
@@ -454,14 +462,26 @@ def update(
         )
     fields.setdefault(key, row.slug)
     entity = to_entity(_validate(table, fields))
-    if isinstance(row, Service):
-        entity.kind = row.kind  # type: ignore[union-attr]
-        entity.definition = row.definition  # type: ignore[union-attr]
+    _keep_what_the_api_cannot_say(row, entity)
     if row.source != UI_SOURCE:
         row.detached_from = row.source
-    store.write(session, row, entity, source=UI_SOURCE, origin=None, content_hash=None, now=now)
-    store.finish(session, [(row, entity)])
+    store.save(session, [store.Write(entity, row=row)], source=UI_SOURCE, now=now)
     return row
+
+
+def _keep_what_the_api_cannot_say(row: store.Entity, entity: Any) -> None:
+    """Backstage-only facts (API definitions, provided APIs, sub-teams, avatars) survive a portal edit."""
+    if isinstance(row, Service) and isinstance(entity, ServiceDraft):
+        entity.kind, entity.definition = row.kind, row.definition
+        entity.dependencies += [
+            (d.relation, d.target_kind, d.target_slug) for d in row.dependencies if d.relation != "depends_on"
+        ]
+    elif isinstance(row, Team) and isinstance(entity, TeamDraft):
+        entity.type, entity.child_refs = row.type, list(row.child_refs or [])
+    elif isinstance(row, Person) and isinstance(entity, PersonDraft):
+        entity.avatar_url = row.avatar_url
+    elif isinstance(row, System) and isinstance(entity, SystemDraft):
+        entity.kind = row.kind
 
 
 def _team_members(session: Session, row: store.Entity) -> list[dict[str, str]]:

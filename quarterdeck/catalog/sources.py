@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,11 @@ SKIPPED_DIRS = {
 }
 EXTENSIONS = (".yaml", ".yml", ".json")
 MAX_FILE_BYTES = 2_000_000
-SNIFF_MARKERS = ("backstage.io/", "quarterdeck/v1")
+# A descriptor says so in its apiVersion; a Kubernetes manifest merely labelled for Backstage does not.
+SNIFF = re.compile(
+    r"""^\s*["']?apiVersion["']?\s*:\s*["']?(?:backstage\.io/|scaffolder\.backstage\.io/|quarterdeck/v1)""",
+    re.M,
+)
 
 Progress = Callable[[int, int, str], None]
 
@@ -90,7 +95,7 @@ def _sniff(path: Path) -> bool:
             head = handle.read(8192).decode("utf-8", errors="replace")
     except OSError:
         return False
-    return any(marker in head for marker in SNIFF_MARKERS)
+    return SNIFF.search(head) is not None
 
 
 def _relative(tree: SourceTree, path: Path) -> str:

@@ -4,9 +4,9 @@ Rules, per source:
 - an entity another source (or the UI) already defines is refused with a conflict problem;
 - an entity edited in the UI since it was imported stays as the UI left it;
 - an unchanged descriptor (same content hash) writes nothing;
-- a refused descriptor, or an unreadable file, keeps the entity's last good version and attaches
-  the problems to it, where its page shows them;
-- an entity whose descriptor is gone from the source is removed.
+- a refused descriptor, or a file with any problem, keeps the last good version of the entities it
+  used to define and attaches the problems to them, where their pages show them;
+- an entity whose descriptor is gone (file deleted, or a clean file no longer defines it) is removed.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, noload
 
 from quarterdeck.catalog import store
-from quarterdeck.catalog.descriptors import Draft, FileOutcome, FileResult, Problem
+from quarterdeck.catalog.descriptors import Draft, FileResult, Problem
 from quarterdeck.catalog.models import CatalogSource, Person, Service, System, Team
 
 ENTITY_MODELS: tuple[type[Service] | type[Team] | type[Person] | type[System], ...] = (
@@ -65,7 +65,11 @@ class ImportReport:
 def _owned_rows(session: Session, source: str) -> dict[tuple[str, str], store.Entity]:
     rows: dict[tuple[str, str], store.Entity] = {}
     for model in ENTITY_MODELS:
-        query = select(model).where(or_(model.source == source, model.detached_from == source))
+        query = (
+            select(model)
+            .where(or_(model.source == source, model.detached_from == source))
+            .options(noload("*"))
+        )
         for row in session.scalars(query):
             entity = cast(store.Entity, row)
             rows[store.identity_of(entity)] = entity
@@ -112,13 +116,13 @@ def apply_import(
     owned = _owned_rows(session, key)
     drafts: dict[tuple[str, str], Draft] = {}
     failed: dict[tuple[str, str], list[Problem]] = {}
-    unreadable_files = set()
+    file_problems: dict[str, list[Problem]] = {}
     for result in results:
         report.outcomes[result.file] = result.outcome.value
         report.errors.extend(result.problems)
         report.notices.extend(result.notices)
-        if result.unreadable or result.outcome is FileOutcome.FOREIGN:
-            unreadable_files.add(result.file)
+        if result.problems:
+            file_problems[result.file] = result.problems
         for identity, problems in result.failed.items():
             failed.setdefault(identity, []).extend(problems)
         for draft in result.drafts:
@@ -128,7 +132,7 @@ def apply_import(
                 continue
             drafts[draft.identity] = draft
     claimed = _claimed_elsewhere(session, list(drafts.values()), key)
-    written: list[tuple[store.Entity, Any]] = []
+    writes: list[store.Write] = []
     for identity, draft in drafts.items():
         if identity in claimed:
             report.errors.append(_conflict(draft, claimed[identity]))
@@ -150,23 +154,15 @@ def apply_import(
             report.unchanged += 1
             continue
         if row is None:
-            row = store.new_row(draft.entity)
             report.created += 1
         else:
             report.updated += 1
-        store.write(
-            session, row, draft.entity, source=key, origin=draft.origin, content_hash=content_hash, now=now
-        )
-        written.append((row, draft.entity))
-    store.finish(session, written)
+        writes.append(store.Write(draft.entity, draft.origin, content_hash, row))
+    store.save(session, writes, source=key, now=now)
     for identity, row in owned.items():
         if identity in drafts or row.detached_from == key:
             continue
-        stale: list[Problem] | None = failed.get(identity) or (
-            [Problem(row.source_file, None, "the file could not be read")]
-            if row.source_file in unreadable_files
-            else None
-        )
+        stale = failed.get(identity) or file_problems.get(row.source_file or "")
         if stale:
             row.import_errors = [problem.as_dict() for problem in stale]
             continue

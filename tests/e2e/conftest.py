@@ -24,7 +24,8 @@ from quarterdeck.catalog.importer import import_source
 from quarterdeck.clock import SystemClock
 from quarterdeck.config import Settings
 from quarterdeck.db import make_engine, make_sessionmaker
-from tests.conftest import ROOT, _free_port
+from tests.conftest import ROOT
+from tests.pg_cluster import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -70,7 +71,7 @@ def live_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     )
     assert report.errors == []
     engine.dispose()
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     server_ = uvicorn.Server(config)
     thread = threading.Thread(target=server_.run, daemon=True)

@@ -8,6 +8,7 @@ namespace. Two leniencies, both because nothing is lost by them: a Group without
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,8 @@ from quarterdeck.catalog.descriptors.yaml_documents import Document
 CORE_API_VERSIONS = ("backstage.io/v1alpha1", "backstage.io/v1beta1")
 SERVICE_KINDS = {"component": "component", "api": "api", "resource": "resource"}
 NOT_CATALOGUED = {"template", "environment"}
+KNOWN_KIND_NAMES = {"Component", "API", "Resource", "System", "Domain", "Group", "User", "Location"}
+KNOWN_KINDS = {name.lower() for name in KNOWN_KIND_NAMES}
 ENVELOPE_KEYS = {"apiVersion", "kind", "metadata", "spec", "relations", "status"}
 TIER_ANNOTATION = "quarterdeck.dev/tier"
 IMAGE_ANNOTATION = "quarterdeck.dev/image"
@@ -112,8 +115,14 @@ class _Reader:
             if not isinstance(link, dict) or not isinstance(link.get("url"), str) or not link["url"].strip():
                 self.problem(path, f"{path}.url is required")
                 continue
-            kind = str(link.get("type") or link.get("icon") or "other")
-            links.append({"kind": kind, "url": link["url"].strip(), "title": str(link.get("title") or "")})
+            kind = re.sub(r"[^a-z0-9]+", "-", str(link.get("type") or link.get("icon") or "other").lower())
+            links.append(
+                {
+                    "kind": kind.strip("-") or "other",
+                    "url": link["url"].strip(),
+                    "title": str(link.get("title") or ""),
+                }
+            )
         return links
 
     def annotations(self) -> dict[str, str]:
@@ -187,7 +196,7 @@ def _service(reader: _Reader, kind: str) -> EntityDraft:
         dependencies.append(("part_of", target_kind or "component", target))
     definition = _definition(reader) if kind == "api" else None
     contacts = [
-        (key.removeprefix(CONTACT_PREFIX), value.strip().lower())
+        (key.removeprefix(CONTACT_PREFIX).lower(), value.strip().lower())
         for key, value in annotations.items()
         if key.startswith(CONTACT_PREFIX) and value.strip()
     ]
@@ -345,19 +354,17 @@ def read_backstage_document(doc: Document, file: str, read_text: TextReader | No
         if problem:
             reader.problem(path, problem)
     if result.problems:
+        reader.tags()  # report bad tags too, so one pass shows everything wrong with the name
         return result
     for key in data:
         if key not in ENVELOPE_KEYS:
             reader.notice(key, f"unknown top-level key {key!r} ignored (did you mean metadata.{key}?)")
-    if kind in NOT_CATALOGUED or kind not in {
-        *SERVICE_KINDS,
-        "system",
-        "domain",
-        "group",
-        "user",
-        "location",
-    }:
+    if kind in NOT_CATALOGUED:
         reader.notice("kind", f"kind {kind_raw} is not part of the Quarterdeck catalog; skipped")
+        return result
+    if kind not in KNOWN_KINDS:
+        known = ", ".join(sorted(KNOWN_KIND_NAMES))
+        reader.problem("kind", f"kind {kind_raw!r} is not a kind Quarterdeck reads ({known})")
         return result
     if kind == "location":
         _location(reader)

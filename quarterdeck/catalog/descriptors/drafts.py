@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -112,8 +111,7 @@ class Draft:
         return (entity.entity_type, entity.slug)
 
     def content_hash(self) -> str:
-        """Changes when the entity or where it is written changes; an unchanged draft is skipped."""
-        payload = json.dumps(
-            [asdict(self.entity), self.origin.file, self.origin.line], sort_keys=True, default=str
-        )
+        """Changes when the descriptor text, its place, or a $text file it pulls in changes."""
+        definition = getattr(self.entity, "definition", None) or ""
+        payload = "\0".join([self.origin.file, str(self.origin.line), self.origin.descriptor, definition])
         return hashlib.sha256(payload.encode()).hexdigest()

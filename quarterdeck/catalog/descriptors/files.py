@@ -104,7 +104,9 @@ def read_descriptor_file(file: str, text: str, read_text: TextReader | None = No
         formats.add(_read_document(result, doc, read_text))
     known = formats - {"unknown"}
     result.format = "+".join(sorted(known)) if known else "unknown"
-    if result.format == "unknown":
+    if result.format == "unknown" and not any(
+        isinstance(doc.data, dict) and "apiVersion" in doc.data for doc in documents
+    ):
         result.problems = [
             Problem(
                 file,

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from quarterdeck.catalog.descriptors.drafts import (
     Draft,
@@ -16,12 +24,26 @@ from quarterdeck.catalog.descriptors.drafts import (
     SystemDraft,
     TeamDraft,
 )
-from quarterdeck.catalog.descriptors.names import SLUG_PATTERN, TAG_PATTERN
+from quarterdeck.catalog.descriptors.names import NAMESPACED_SLUG_PATTERN, SLUG_PATTERN, TAG_PATTERN
 from quarterdeck.catalog.descriptors.yaml_documents import Document
 
 API_VERSION = "quarterdeck/v1"
 
-Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=63)]
+Slug = Annotated[str, StringConstraints(pattern=NAMESPACED_SLUG_PATTERN, max_length=127)]
+Key = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=63)]
+Word = Annotated[str, StringConstraints(pattern=r"^\S{1,100}$")]
+OwnerRef = Annotated[
+    str,
+    StringConstraints(
+        pattern=rf"(?:^(?:user:|group:)?{NAMESPACED_SLUG_PATTERN[1:]})|(?:^[^@\s]+@[^@\s]+$)", max_length=320
+    ),
+]
+ServiceRef = Annotated[
+    str,
+    StringConstraints(
+        pattern=rf"^(?:(?:component|api|resource):)?{NAMESPACED_SLUG_PATTERN[1:]}", max_length=140
+    ),
+]
 Tag = Annotated[str, StringConstraints(pattern=TAG_PATTERN, max_length=63)]
 PersonRef = Annotated[str, StringConstraints(min_length=1, max_length=320, strip_whitespace=True)]
 Role = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:[-_ ][a-z0-9]+)*$", max_length=100)]
@@ -61,16 +83,16 @@ class ServiceFields(_Common):
     slug: Slug
     title: ShortText | None = None
     description: Text = ""
-    type: Slug = "service"
-    lifecycle: Slug = "production"
+    type: Word = "service"
+    lifecycle: Word = "production"
     tier: Annotated[int, Field(ge=1, le=4, strict=True)] | None = None
     system: Slug | None = None
-    owner: Slug
+    owner: OwnerRef
     contacts: list[Contact] = Field(default_factory=list)
     tags: list[Tag] = Field(default_factory=list)
-    depends_on: list[Slug] = Field(default_factory=list)
+    depends_on: list[ServiceRef] = Field(default_factory=list)
     image: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9][^\s@]*$", max_length=500)] | None = None
-    custom: dict[Slug, str | int | float | bool] = Field(default_factory=dict)
+    custom: dict[Key, str | int | float | bool] = Field(default_factory=dict)
 
 
 class TeamFields(_Common):
@@ -83,8 +105,20 @@ class TeamFields(_Common):
     members: list[Member] = Field(default_factory=list)
 
 
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)]
+
+
 class PersonFields(_Common):
-    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)]
+    """A person as the API takes it: people imported from Backstage may have no e-mail."""
+
+    email: Email | None = None
+
+    @model_validator(mode="after")
+    def _named_somehow(self) -> PersonFields:
+        if not self.email and not self.handle:
+            raise ValueError("a person needs an e-mail or a handle")
+        return self
+
     name: ShortText
     handle: Slug | None = None
     chat: Annotated[str, StringConstraints(max_length=200)] | None = None
@@ -96,7 +130,7 @@ class SystemFields(_Common):
     slug: Slug
     title: ShortText | None = None
     description: Text = ""
-    owner: Slug | None = None
+    owner: OwnerRef | None = None
     domain: Slug | None = None
 
 
@@ -113,6 +147,7 @@ class TeamDescriptor(TeamFields):
 class PersonDescriptor(PersonFields):
     apiVersion: Literal["quarterdeck/v1"]
     kind: Literal["Person"]
+    email: Email
 
 
 class SystemDescriptor(SystemFields):
@@ -140,6 +175,11 @@ def descriptor_json_schema() -> dict[str, Any]:
     return schema
 
 
+def _dependency(ref: str) -> tuple[str, str, str]:
+    kind, _, slug = ref.rpartition(":")
+    return ("depends_on", kind or "component", slug)
+
+
 def _links(links: list[Link]) -> list[dict[str, str]]:
     return [{"kind": link.kind, "url": link.url, "title": link.title or ""} for link in links]
 
@@ -159,7 +199,7 @@ def to_entity(parsed: Any) -> EntityDraft:
             contacts=[(c.role, c.person.lower()) for c in parsed.contacts],
             links=_links(parsed.links),
             tags=sorted(set(parsed.tags)),
-            dependencies=[("depends_on", "component", dep) for dep in dict.fromkeys(parsed.depends_on)],
+            dependencies=[_dependency(dep) for dep in dict.fromkeys(parsed.depends_on)],
             image_repository=parsed.image,
             annotations=parsed.annotations,
             custom_fields=parsed.custom,
@@ -178,9 +218,9 @@ def to_entity(parsed: Any) -> EntityDraft:
         )
     if isinstance(parsed, PersonFields):
         return PersonDraft(
-            slug=parsed.handle or parsed.email.split("@", 1)[0].lower(),
+            slug=parsed.handle or (parsed.email or "").split("@", 1)[0].lower(),
             name=parsed.name,
-            email=parsed.email.lower(),
+            email=parsed.email.lower() if parsed.email else None,
             chat_handle=parsed.chat,
             title=parsed.title,
             teams=list(dict.fromkeys(parsed.teams)),
