@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, noload
+from sqlalchemy.orm import Session, lazyload
 
 from quarterdeck.catalog import store
 from quarterdeck.catalog.descriptors import Draft, FileResult, Problem
@@ -68,7 +68,7 @@ def _owned_rows(session: Session, source: str) -> dict[tuple[str, str], store.En
         query = (
             select(model)
             .where(or_(model.source == source, model.detached_from == source))
-            .options(noload("*"))
+            .options(lazyload("*"))
         )
         for row in session.scalars(query):
             entity = cast(store.Entity, row)

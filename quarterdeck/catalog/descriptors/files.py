@@ -150,7 +150,9 @@ def _read_document(result: FileResult, doc: Document, read_text: TextReader | No
         return "backstage"
     result.problems.append(
         Problem(
-            result.file, doc.line_of("apiVersion"), f"apiVersion {api_version!r} is not one Quarterdeck reads"
+            result.file,
+            doc.line_of("apiVersion"),
+            f"not a descriptor: apiVersion {api_version!r} is not quarterdeck/v1 or backstage.io/v1alpha1",
         )
     )
     return "unknown"
