@@ -120,13 +120,13 @@ class Service(SourcedMixin, Base):
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     tags: Mapped[list[ServiceTag]] = relationship(
-        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin", order_by="ServiceTag.tag"
+        cascade="all, delete-orphan", passive_deletes=True, lazy="select", order_by="ServiceTag.tag"
     )
     contacts: Mapped[list[ServiceContact]] = relationship(
-        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin", order_by="ServiceContact.id"
+        cascade="all, delete-orphan", passive_deletes=True, lazy="select", order_by="ServiceContact.id"
     )
     dependencies: Mapped[list[ServiceDependency]] = relationship(
-        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin", order_by="ServiceDependency.id"
+        cascade="all, delete-orphan", passive_deletes=True, lazy="select", order_by="ServiceDependency.id"
     )
 
 
@@ -150,7 +150,7 @@ class ServiceDependency(Base):
     """An edge from a service to another catalog service; `relation` says which kind of edge."""
 
     __tablename__ = "service_dependencies"
-    __table_args__ = (Index("ix_service_dependencies_target", "target_kind", "target_slug"),)
+    __table_args__ = (Index("ix_service_dependencies_target", "target_slug", "target_kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), index=True)
@@ -187,3 +187,12 @@ class SearchDocument(Base):
     summary: Mapped[str] = mapped_column(Text, default="")
     body: Mapped[str] = mapped_column(Text, default="")
     url: Mapped[str] = mapped_column(String(500))
+
+
+class CatalogState(Base):
+    """One row: a counter bumped by every catalog write, so caches in any replica know when to drop."""
+
+    __tablename__ = "catalog_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)

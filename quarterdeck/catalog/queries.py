@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import Select, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from quarterdeck.catalog.models import (
     Membership,
@@ -47,13 +47,23 @@ def teams_by_slugs(session: Session, slugs: set[str]) -> dict[str, Team]:
     return found
 
 
-def services_by_keys(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Service]:
-    found: dict[tuple[str, str], Service] = {}
+@dataclass(frozen=True)
+class ServiceBrief:
+    kind: str
+    slug: str
+    title: str
+    tier: int | None
+
+
+def services_by_keys(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], ServiceBrief]:
+    """Title and tier of the named services: enough to draw an edge, without loading whole rows."""
+    found: dict[tuple[str, str], ServiceBrief] = {}
     slugs = sorted({slug for _kind, slug in keys})
     for chunk in _chunks(slugs):
-        for service in session.scalars(select(Service).where(Service.slug.in_(chunk))):
-            if (service.kind, service.slug) in keys:
-                found[(service.kind, service.slug)] = service
+        query = select(Service.kind, Service.slug, Service.title, Service.tier).where(Service.slug.in_(chunk))
+        for kind, slug, title, tier in session.execute(query):
+            if (kind, slug) in keys:
+                found[(kind, slug)] = ServiceBrief(kind, slug, title, tier)
     return found
 
 
@@ -67,15 +77,31 @@ def service_by_slug(session: Session, slug: str, kind: str | None) -> Service | 
     return candidates[0] if candidates else None
 
 
-def incoming_edges(session: Session, service: Service) -> list[tuple[ServiceDependency, Service]]:
-    """Edges other services declare towards this one, with the declaring service."""
-    query = (
-        select(ServiceDependency, Service)
-        .join(Service, Service.id == ServiceDependency.service_id)
-        .where(ServiceDependency.target_kind == service.kind, ServiceDependency.target_slug == service.slug)
-        .order_by(Service.slug)
+Key = tuple[str, str]
+Edge = tuple[Key, str, Key]  # (declaring service, relation, target)
+
+
+def edges_touching(session: Session, keys: set[Key]) -> list[Edge]:
+    """Every edge declared by, or pointing at, one of the services named by (kind, slug)."""
+    slugs = sorted({slug for _kind, slug in keys})
+    columns = (
+        Service.kind,
+        Service.slug,
+        ServiceDependency.relation,
+        ServiceDependency.target_kind,
+        ServiceDependency.target_slug,
     )
-    return [(edge, source) for edge, source in session.execute(query)]
+    edges: list[Edge] = []
+    for chunk in _chunks(slugs):
+        joined = select(*columns).join(Service, Service.id == ServiceDependency.service_id)
+        for query in (
+            joined.where(Service.slug.in_(chunk)),
+            joined.where(ServiceDependency.target_slug.in_(chunk)),
+        ):
+            for kind, slug, relation, target_kind, target_slug in session.execute(query):
+                if (kind, slug) in keys or (target_kind, target_slug) in keys:
+                    edges.append(((kind, slug), relation, (target_kind, target_slug)))
+    return list(dict.fromkeys(edges))
 
 
 @dataclass
@@ -127,13 +153,17 @@ def count(session: Session, query: Select[Service]) -> int:
 def services_owned_by(session: Session, owner_refs: list[str]) -> list[Service]:
     return list(
         session.scalars(
-            select(Service).where(Service.owner_ref.in_(owner_refs)).order_by(Service.tier, Service.slug)
+            select(Service)
+            .where(Service.owner_ref.in_(owner_refs))
+            .options(selectinload(Service.tags))
+            .order_by(Service.tier, Service.slug)
         )
     )
 
 
 def services_in_system(session: Session, slug: str) -> list[Service]:
-    return list(session.scalars(select(Service).where(Service.system_ref == slug).order_by(Service.slug)))
+    query = select(Service).where(Service.system_ref == slug).options(selectinload(Service.tags))
+    return list(session.scalars(query.order_by(Service.slug)))
 
 
 def memberships_of_team(session: Session, slug: str) -> list[Membership]:
@@ -168,12 +198,13 @@ def systems_in_domain(session: Session, slug: str) -> list[System]:
 
 
 def person_by_key(session: Session, key: str) -> Person | None:
-    """A person by numeric id, e-mail or handle."""
-    if key.isdigit():
-        return session.get(Person, int(key))
+    """A person by handle, e-mail or numeric id; a handle made of digits wins over an id."""
     if "@" in key:
         return session.scalar(select(Person).where(Person.email == key.lower()).order_by(Person.id).limit(1))
-    return session.scalar(select(Person).where(Person.slug == key.lower()))
+    person = session.scalar(select(Person).where(Person.slug == key.lower()))
+    if person is None and key.isdigit():
+        person = session.get(Person, int(key))
+    return person
 
 
 def distinct_values(session: Session) -> dict[str, list[str]]:

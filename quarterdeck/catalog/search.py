@@ -7,12 +7,15 @@ generated tsvector and pg_trgm. Both branches sit behind `search()` and are test
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 
 from sqlalchemy import delete, insert, text
 from sqlalchemy.orm import Session
 
+from quarterdeck.catalog import cache
 from quarterdeck.catalog.descriptors.drafts import EntityDraft, PersonDraft, ServiceDraft, TeamDraft
 from quarterdeck.catalog.models import SearchDocument
 from quarterdeck.db import dialect_name
@@ -170,36 +173,70 @@ def _similarity(phrase: str, hit_name: str, slug: str) -> float:
     return max(SequenceMatcher(None, phrase, candidate).ratio() for candidate in candidates)
 
 
-def _fuzzy_filter(rows: list[Hit], phrase: str, limit: int) -> list[Hit]:
+def _fuzzy_filter(
+    rows: list[Hit], phrase: str, limit: int, *, threshold: float = FUZZY_THRESHOLD
+) -> list[Hit]:
+    """Rows scored by how close their name is to the phrase, below `threshold` dropped."""
     scored = []
     for row in rows:
         similarity = _similarity(phrase, row.name, row.slug)
-        if similarity >= FUZZY_THRESHOLD:
+        if similarity >= threshold:
             scored.append(replace(row, score=similarity, matched_by="fuzzy"))
     scored.sort(key=lambda hit: hit.score, reverse=True)
     return scored[:limit]
 
 
 def _trigrams(phrase: str) -> list[str]:
-    return sorted({phrase[i : i + 3] for i in range(len(phrase) - 2) if " " not in phrase[i : i + 3]})
+    padded = f" {phrase} "
+    return sorted({padded[i : i + 3] for i in range(len(padded) - 2)})
+
+
+class TermIndex:
+    """The catalog's name words, indexed by trigram, to find the words a misspelt one meant."""
+
+    def __init__(self, terms: Iterable[str]) -> None:
+        self.terms = sorted({term for term in terms if len(term) >= 3})
+        self.known = set(self.terms)
+        self.postings: dict[str, list[int]] = {}
+        for number, term in enumerate(self.terms):
+            for gram in _trigrams(term):
+                self.postings.setdefault(gram, []).append(number)
+
+    def closest(self, word: str, *, limit: int = 3) -> list[str]:
+        if word in self.known:
+            return [word]
+        shared: Counter[int] = Counter()
+        for gram in _trigrams(word):
+            shared.update(self.postings.get(gram, ()))
+        candidates = [self.terms[number] for number, _count in shared.most_common(40)]
+        scored = [(SequenceMatcher(None, word, term).ratio(), term) for term in candidates]
+        return [term for score, term in sorted(scored, reverse=True) if score >= FUZZY_THRESHOLD][:limit]
+
+
+def _sqlite_terms(session: Session) -> TermIndex:
+    rows = session.execute(text("SELECT term FROM search_vocab WHERE col IN ('name', 'slug')"))
+    return TermIndex(row[0] for row in rows)
 
 
 def _sqlite_fuzzy(session: Session, words: list[str], limit: int, entity_type: str | None) -> list[Hit]:
-    phrase = " ".join(words)
-    grams = _trigrams(phrase)
-    if len(grams) < 2:
+    """Replace each word by the index words spelt like it, then search for those exactly."""
+    index = cache.cached(session, ("search-terms",), lambda: _sqlite_terms(session))
+    groups = []
+    for word in words:
+        alternatives = index.closest(word) if len(word) >= 4 else []
+        groups.append(alternatives or [word])
+    if all(group == [word] for group, word in zip(groups, words, strict=True)):
         return []
-    match = " OR ".join(f'"{gram}"' for gram in grams)
+    match = " AND ".join("(" + " OR ".join(f'"{term}"' for term in group) + ")" for group in groups)
     sql = (
-        f"SELECT {_COLUMNS} FROM search_trigrams JOIN search_documents d ON d.id = search_trigrams.rowid "
-        "WHERE search_trigrams MATCH :match"
+        f"SELECT {_COLUMNS} FROM search_fts JOIN search_documents d ON d.id = search_fts.rowid "
+        "WHERE search_fts MATCH :match"
         + (" AND d.entity_type = :type" if entity_type else "")
-        + " ORDER BY rank LIMIT 200"
+        + " ORDER BY bm25(search_fts, 10.0, 10.0, 3.0, 1.0) LIMIT :limit"
     )
-    rows = [
-        _hit(row, 0.0, "fuzzy") for row in session.execute(text(sql), {"match": match, "type": entity_type})
-    ]
-    return _fuzzy_filter(rows, phrase, limit)
+    rows = session.execute(text(sql), {"match": match, "type": entity_type, "limit": limit})
+    # Below every exact text hit (scores > 0), in bm25 order.
+    return [_hit(row, -1.0 - position / 1000, "fuzzy") for position, row in enumerate(rows)]
 
 
 def _postgres_fuzzy(session: Session, words: list[str], limit: int, entity_type: str | None) -> list[Hit]:

@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from quarterdeck.catalog import graph, queries, schemas, search, store
+from quarterdeck.catalog import cache, graph, queries, schemas, search, store
 from quarterdeck.catalog.descriptors.drafts import PersonDraft, Problem, ServiceDraft, SystemDraft, TeamDraft
 from quarterdeck.catalog.descriptors.quarterdeck_format import FIELDS_MODELS, to_entity
 from quarterdeck.catalog.models import UI_SOURCE, Person, Service, System, Team
@@ -120,7 +120,8 @@ def get_service(session: Session, slug: str, kind: str | None = None) -> Service
     return service
 
 
-def _edge(relation: str, kind: str, slug: str, found: Service | None) -> schemas.Edge:
+def _edge(relation: str, key: queries.Key, found: queries.ServiceBrief | None) -> schemas.Edge:
+    kind, slug = key
     return schemas.Edge(
         relation=relation,
         kind=kind,
@@ -132,28 +133,39 @@ def _edge(relation: str, kind: str, slug: str, found: Service | None) -> schemas
     )
 
 
+def _directed(edges: list[queries.Edge]) -> list[tuple[queries.Key, str, queries.Key]]:
+    """Edges as (caller, relation, callee): `dependencyOf` is a dependency written on the other side."""
+    directed = []
+    for source, relation, target in edges:
+        if relation == "dependency_of":
+            directed.append((target, "depends_on", source))
+        else:
+            directed.append((source, relation, target))
+    return list(dict.fromkeys(directed))
+
+
 def service_edges(session: Session, service: Service) -> tuple[list[schemas.Edge], list[schemas.Edge]]:
     """(what it depends on, what depends on it), from edges declared on either side."""
+    me = (service.kind, service.slug)
+    edges = _directed(queries.edges_touching(session, {me}))
     outgoing = [
-        (d.relation, d.target_kind, d.target_slug) for d in service.dependencies if d.relation in OUTGOING
+        (relation, callee) for caller, relation, callee in edges if caller == me and relation in OUTGOING
     ]
-    incoming: list[tuple[str, str, str]] = []
-    for dependency in service.dependencies:
-        if dependency.relation == "dependency_of":
-            incoming.append(("depends_on", dependency.target_kind, dependency.target_slug))
-    for edge, source in queries.incoming_edges(session, service):
-        if edge.relation == "dependency_of":
-            outgoing.append(("depends_on", source.kind, source.slug))
-        else:
-            incoming.append((edge.relation, source.kind, source.slug))
-    keys = {(kind, slug) for _r, kind, slug in outgoing + incoming}
-    found = queries.services_by_keys(session, keys)
-    depends_on = [_edge(r, k, s, found.get((k, s))) for r, k, s in dict.fromkeys(outgoing)]
-    dependents = [_edge(r, k, s, found.get((k, s))) for r, k, s in dict.fromkeys(incoming)]
-    return depends_on, dependents
+    incoming = [(relation, caller) for caller, relation, callee in edges if callee == me and caller != me]
+    found = queries.services_by_keys(session, {key for _r, key in outgoing + incoming})
+    incoming.sort(key=lambda edge: edge[1][1])
+    return (
+        [_edge(relation, key, found.get(key)) for relation, key in outgoing],
+        [_edge(relation, key, found.get(key)) for relation, key in incoming],
+    )
 
 
 def service_view(session: Session, slug: str, kind: str | None = None) -> schemas.ServiceOut:
+    """A service with every reference resolved; cached until the catalog next changes."""
+    return cache.cached(session, ("service", slug.lower(), kind), lambda: _service_view(session, slug, kind))
+
+
+def _service_view(session: Session, slug: str, kind: str | None) -> schemas.ServiceOut:
     service = get_service(session, slug, kind)
     people = queries.people_by_refs(session, {c.person_ref for c in service.contacts})
     depends_on, dependents = service_edges(session, service)
@@ -191,7 +203,10 @@ def list_services(
     query = queries.filtered_services(filters)
     total = queries.count(session, query)
     rows = session.scalars(
-        query.order_by(Service.slug, Service.kind).offset((page - 1) * per_page).limit(per_page)
+        query.options(selectinload(Service.tags))
+        .order_by(Service.slug, Service.kind)
+        .offset((page - 1) * per_page)
+        .limit(per_page)
     )
     return schemas.Page[schemas.ServiceSummary](
         items=[_summary(row) for row in rows], total=total, page=page, per_page=per_page
@@ -632,32 +647,57 @@ def _whois_person(session: Session, query: str, person: Person) -> schemas.Whois
 def neighbourhood(
     session: Session, slug: str, kind: str | None = None, *, depth: int = 2
 ) -> graph.Neighbourhood:
-    """What a service depends on and what depends on it, `depth` hops each way."""
+    """What a service depends on and what depends on it, `depth` hops each way, a few queries a hop."""
     centre = get_service(session, slug, kind)
+    me = (centre.kind, centre.slug)
     hood = graph.Neighbourhood(graph.Node(f"{centre.kind}:{centre.slug}", centre.title, None, centre.tier))
-    for direction in (1, -1):
-        frontier = [centre]
-        for level in range(1, depth + 1):
-            next_frontier: list[Service] = []
-            for current in frontier:
-                depends_on, dependents = service_edges(session, current)
-                here = f"{current.kind}:{current.slug}"
-                for edge in depends_on if direction == 1 else dependents:
-                    key = f"{edge.kind}:{edge.slug}"
-                    node = graph.Node(key, edge.title or edge.slug, edge.url, edge.tier, edge.exists)
-                    if not hood.add(direction * level, node):
-                        continue
-                    hood.edges.append((here, key) if direction == 1 else (key, here))
-                    if edge.exists and level < depth:
-                        found = queries.service_by_slug(session, edge.slug, edge.kind)
-                        if found is not None:
-                            next_frontier.append(found)
-            frontier = next_frontier
+    edges_by_hop: list[list[tuple[queries.Key, str, queries.Key]]] = []
+    frontier = {me}
+    seen = {me}
+    levels: dict[queries.Key, int] = {me: 0}
+    for hop in range(1, depth + 1):
+        edges = _directed(queries.edges_touching(session, frontier))
+        edges_by_hop.append(edges)
+        next_frontier = set()
+        for caller, relation, callee in edges:
+            if relation not in OUTGOING:
+                continue
+            for here, there, direction in ((caller, callee, 1), (callee, caller, -1)):
+                if here in frontier and levels.get(here, 0) * direction >= 0 and there not in seen:
+                    seen.add(there)
+                    levels[there] = direction * hop
+                    next_frontier.add(there)
+        frontier = next_frontier
+    found = queries.services_by_keys(session, set(levels))
+    for key, level in sorted(levels.items(), key=lambda item: (item[1], item[0][1])):
+        if level == 0:
+            continue
+        brief = found.get(key)
+        node = graph.Node(
+            f"{key[0]}:{key[1]}",
+            brief.title if brief else key[1],
+            search.service_url(*key) if brief else None,
+            brief.tier if brief else None,
+            brief is not None,
+        )
+        hood.add(level, node)
+    for edges in edges_by_hop:
+        for caller, relation, callee in edges:
+            if (
+                relation in OUTGOING
+                and caller in levels
+                and callee in levels
+                and levels[caller] < levels[callee]
+            ):
+                hood.edges.append((f"{caller[0]}:{caller[1]}", f"{callee[0]}:{callee[1]}"))
+    hood.edges = list(dict.fromkeys(hood.edges))
     return hood
 
 
 def render_neighbourhood(session: Session, slug: str, kind: str | None = None) -> str:
-    return graph.render_svg(neighbourhood(session, slug, kind))
+    return cache.cached(
+        session, ("graph", slug.lower(), kind), lambda: graph.render_svg(neighbourhood(session, slug, kind))
+    )
 
 
 # ---------------------------------------------------------------- page helpers

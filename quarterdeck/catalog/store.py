@@ -16,7 +16,7 @@ from typing import Any, cast
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from quarterdeck.catalog import search
+from quarterdeck.catalog import cache, search
 from quarterdeck.catalog.descriptors.drafts import (
     EntityDraft,
     Origin,
@@ -164,6 +164,8 @@ def save(session: Session, writes: list[Write], *, source: str, now: datetime) -
             updated[write.entity.entity_type].add(entity_id)
     _replace_children(session, writes, ids, updated)
     search.replace_documents(session, [(w.entity, i) for w, i in zip(writes, ids, strict=True)], updated)
+    if writes:
+        cache.bump_generation(session)
     return ids
 
 
@@ -232,3 +234,4 @@ def remove(session: Session, row: Entity) -> None:
     table, _key = identity_of(row)
     search.unindex_entity(session, table, row.id)
     session.delete(row)
+    cache.bump_generation(session)

@@ -9,14 +9,12 @@ from alembic.config import Config
 from sqlalchemy import Engine
 
 SCRIPT_LOCATION = str(Path(__file__).parent)
-SEARCH_OBJECTS = {"search_fts", "search_trigrams"}
+SEARCH_OBJECTS = {"search_fts", "search_vocab"}
 
 
 def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
     """Search machinery made by raw SQL (FTS5 tables, tsvector column, trigram index) is not in the models."""
     if type_ == "table" and name is not None and (name in SEARCH_OBJECTS or name.startswith("search_fts_")):
-        return False
-    if type_ == "table" and name is not None and name.startswith("search_trigrams_"):
         return False
     if type_ == "column" and name == "tsv":
         return False

@@ -314,28 +314,21 @@ SQLITE_SEARCH = [
     """CREATE VIRTUAL TABLE search_fts USING fts5(
         name, slug, summary, body, content='search_documents', content_rowid='id',
         tokenize='unicode61 remove_diacritics 2', prefix='2 3')""",
-    # Trigrams of names only: candidates for typo-tolerant matching.
-    """CREATE VIRTUAL TABLE search_trigrams USING fts5(
-        name, slug, content='search_documents', content_rowid='id', tokenize='trigram')""",
+    # The words of the index, for typo-tolerant matching against names.
+    "CREATE VIRTUAL TABLE search_vocab USING fts5vocab(search_fts, 'col')",
     """CREATE TRIGGER search_documents_ai AFTER INSERT ON search_documents BEGIN
         INSERT INTO search_fts(rowid, name, slug, summary, body)
             VALUES (new.id, new.name, new.slug, new.summary, new.body);
-        INSERT INTO search_trigrams(rowid, name, slug) VALUES (new.id, new.name, new.slug);
     END""",
     """CREATE TRIGGER search_documents_ad AFTER DELETE ON search_documents BEGIN
         INSERT INTO search_fts(search_fts, rowid, name, slug, summary, body)
             VALUES ('delete', old.id, old.name, old.slug, old.summary, old.body);
-        INSERT INTO search_trigrams(search_trigrams, rowid, name, slug)
-            VALUES ('delete', old.id, old.name, old.slug);
     END""",
     """CREATE TRIGGER search_documents_au AFTER UPDATE ON search_documents BEGIN
         INSERT INTO search_fts(search_fts, rowid, name, slug, summary, body)
             VALUES ('delete', old.id, old.name, old.slug, old.summary, old.body);
-        INSERT INTO search_trigrams(search_trigrams, rowid, name, slug)
-            VALUES ('delete', old.id, old.name, old.slug);
         INSERT INTO search_fts(rowid, name, slug, summary, body)
             VALUES (new.id, new.name, new.slug, new.summary, new.body);
-        INSERT INTO search_trigrams(rowid, name, slug) VALUES (new.id, new.name, new.slug);
     END""",
 ]
 
@@ -361,7 +354,7 @@ def _drop_search_index() -> None:
     if op.get_bind().dialect.name == "sqlite":
         for name in ("search_documents_ai", "search_documents_ad", "search_documents_au"):
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
-        op.execute("DROP TABLE IF EXISTS search_trigrams")
+        op.execute("DROP TABLE IF EXISTS search_vocab")
         op.execute("DROP TABLE IF EXISTS search_fts")
     else:
         op.execute("DROP INDEX IF EXISTS ix_search_documents_trgm")
