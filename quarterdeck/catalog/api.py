@@ -64,7 +64,7 @@ def create_service(body: ServiceFields, session: SessionDep, clock: ClockDep) ->
     with session.begin():
         row = service.create(session, "service", body.model_dump(exclude_unset=True), now=clock.now())
     view = service.service_view(session, row.slug, "component")
-    return _with_etag(view, view.etag, 201, view.url)
+    return _with_etag(view, view.etag, 201, f"/api/v1/services/{view.slug}")
 
 
 @router.get("/services/{slug:path}", response_model=schemas.ServiceOut)

@@ -21,6 +21,11 @@ from quarterdeck.catalog.models import (
 CHUNK = 900
 
 
+def like_literal(text: str) -> str:
+    """`text` for a LIKE pattern, its own % and _ matched literally (escape character: backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _chunks(values: list[str]) -> list[list[str]]:
     return [values[i : i + CHUNK] for i in range(0, len(values), CHUNK)]
 
@@ -135,12 +140,12 @@ def filtered_services(filters: ServiceFilters) -> Select[Service]:
             Service.id.in_(select(ServiceTag.service_id).where(ServiceTag.tag == filters.tag.lower()))
         )
     if filters.text:
-        pattern = f"%{filters.text.lower()}%"
+        pattern = "%" + like_literal(filters.text.lower()) + "%"
         query = query.where(
             or_(
-                func.lower(Service.slug).like(pattern),
-                func.lower(Service.title).like(pattern),
-                func.lower(Service.description).like(pattern),
+                func.lower(Service.slug).like(pattern, escape="\\"),
+                func.lower(Service.title).like(pattern, escape="\\"),
+                func.lower(Service.description).like(pattern, escape="\\"),
             )
         )
     return query

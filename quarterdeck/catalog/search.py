@@ -235,8 +235,9 @@ def _sqlite_fuzzy(session: Session, words: list[str], limit: int, entity_type: s
         + " ORDER BY bm25(search_fts, 10.0, 10.0, 3.0, 1.0) LIMIT :limit"
     )
     rows = session.execute(text(sql), {"match": match, "type": entity_type, "limit": limit})
-    # Below every exact text hit (scores > 0), in bm25 order.
-    return [_hit(row, -1.0 - position / 1000, "fuzzy") for position, row in enumerate(rows)]
+    phrase = " ".join(words)
+    # Closest spelling first; every score stays below the text hits' (which are > 0).
+    return [_hit(row, _similarity(phrase, row[3], row[2]) - 2.0, "fuzzy") for row in rows]
 
 
 def _postgres_fuzzy(session: Session, words: list[str], limit: int, entity_type: str | None) -> list[Hit]:

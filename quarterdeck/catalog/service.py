@@ -343,7 +343,8 @@ def list_entities(
     query = select(model)
     if text:
         column = model.title if model is System else model.name  # type: ignore[union-attr]
-        query = query.where(column.ilike(f"%{text}%") | model.slug.ilike(f"%{text}%"))
+        pattern = "%" + queries.like_literal(text) + "%"
+        query = query.where(column.ilike(pattern, escape="\\") | model.slug.ilike(pattern, escape="\\"))
     total = queries.count(session, query)  # type: ignore[arg-type]
     rows = list(session.scalars(query.order_by(model.slug).offset((page - 1) * per_page).limit(per_page)))
     return rows, total
@@ -558,6 +559,9 @@ def whois(session: Session, name: str) -> schemas.Whois:
     person = queries.person_by_key(session, key)
     if person is not None:
         return _whois_person(session, name, person)
+    system = session.scalar(select(System).where(System.slug == key))
+    if system is not None:
+        return _whois_system(session, name, system)
     hits = search.search(session, name, limit=5)
     if hits:
         best = hits[0]
@@ -567,6 +571,8 @@ def whois(session: Session, name: str) -> schemas.Whois:
             return _whois_team(session, name, session.get_one(Team, best.entity_id))
         if best.entity_type == "person":
             return _whois_person(session, name, session.get_one(Person, best.entity_id))
+        if best.entity_type == "system":
+            return _whois_system(session, name, session.get_one(System, best.entity_id))
     raise NotFound(
         f"nothing in the catalog is called {name!r}",
         code="whois.not_found",
@@ -617,6 +623,28 @@ def _whois_team(session: Session, query: str, team: Team) -> schemas.Whois:
         team_members=view.members,
         channels=[c for c in [view.chat_channel] if c],
         emails=[e for e in [view.email] if e],
+        services=view.services,
+    )
+
+
+def _whois_system(session: Session, query: str, system: System) -> schemas.Whois:
+    view = system_view(session, system.slug)
+    owner = view.owner.team if view.owner else None
+    members = _members(session, queries.memberships_of_team(session, owner.slug)) if owner else []
+    channels = [c for c in [owner.chat_channel if owner else None] if c]
+    who = owner.name if owner else (view.owner.ref if view.owner else "no owner")
+    answer = f"{view.title} ({view.kind}) is owned by {who}" + (f"; ask in {channels[0]}" if channels else "")
+    return schemas.Whois(
+        query=query,
+        type="system",
+        slug=view.slug,
+        name=view.title,
+        url=view.url,
+        answer=answer,
+        owner=owner,
+        team_members=members,
+        channels=channels,
+        emails=[e for e in [owner.email if owner else None] if e],
         services=view.services,
     )
 

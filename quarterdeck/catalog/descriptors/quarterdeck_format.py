@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -29,7 +30,16 @@ from quarterdeck.catalog.descriptors.yaml_documents import Document
 
 API_VERSION = "quarterdeck/v1"
 
-Slug = Annotated[str, StringConstraints(pattern=NAMESPACED_SLUG_PATTERN, max_length=127)]
+
+def _segments_fit(value: str) -> str:
+    if any(len(part) > 63 for part in value.split("/")):
+        raise ValueError("each part of a slug is at most 63 characters")
+    return value
+
+
+Slug = Annotated[
+    str, StringConstraints(pattern=NAMESPACED_SLUG_PATTERN, max_length=127), AfterValidator(_segments_fit)
+]
 Key = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=63)]
 Word = Annotated[str, StringConstraints(pattern=r"^\S{1,100}$")]
 OwnerRef = Annotated[
@@ -175,6 +185,11 @@ def descriptor_json_schema() -> dict[str, Any]:
     return schema
 
 
+def _owner_ref(ref: str) -> str:
+    """Owners are stored as a team slug, `user:handle` or an e-mail, in lower case."""
+    return ref.lower().removeprefix("group:")
+
+
 def _dependency(ref: str) -> tuple[str, str, str]:
     kind, _, slug = ref.rpartition(":")
     return ("depends_on", kind or "component", slug)
@@ -195,7 +210,7 @@ def to_entity(parsed: Any) -> EntityDraft:
             lifecycle=parsed.lifecycle,
             tier=parsed.tier,
             system_ref=parsed.system,
-            owner_ref=parsed.owner,
+            owner_ref=_owner_ref(parsed.owner),
             contacts=[(c.role, c.person.lower()) for c in parsed.contacts],
             links=_links(parsed.links),
             tags=sorted(set(parsed.tags)),
@@ -232,7 +247,7 @@ def to_entity(parsed: Any) -> EntityDraft:
         slug=parsed.slug,
         title=parsed.title or parsed.slug,
         description=parsed.description,
-        owner_ref=parsed.owner,
+        owner_ref=_owner_ref(parsed.owner) if parsed.owner else None,
         domain_ref=parsed.domain,
         links=_links(parsed.links),
         annotations=parsed.annotations,
