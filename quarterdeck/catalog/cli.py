@@ -13,13 +13,14 @@ from rich.table import Table
 from quarterdeck.catalog import importer, schemas, service
 from quarterdeck.catalog.queries import ServiceFilters
 from quarterdeck.clock import SystemClock
+from quarterdeck.console import load_settings, print_json, reports_errors
 from quarterdeck.db import make_engine, make_sessionmaker, transaction
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
 
 
 def register(app: typer.Typer) -> None:
-    from quarterdeck.cli import load_settings, print_json, reports_errors
+    """Add the catalog's commands to the root `quarterdeck` command."""
 
     @app.command("import")
     @reports_errors()
