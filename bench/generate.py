@@ -7,18 +7,106 @@ from pathlib import Path
 
 import yaml
 
-WORDS = (
-    "payments ledger checkout cart search catalog pricing inventory shipping billing identity auth "
-    "profile orders returns fraud risk notify email sms push media images video reviews ratings "
-    "loyalty rewards promo coupons tax invoice gateway router cache queue stream events audit metrics "
-    "logging tracing config flags experiments recommend ranking index crawl feed timeline social chat "
-    "support tickets warehouse picking packing labels carrier tracking fleet routing maps geo weather"
-).split()
+WORDS = [
+    "payments",
+    "ledger",
+    "checkout",
+    "cart",
+    "search",
+    "catalog",
+    "pricing",
+    "inventory",
+    "shipping",
+    "billing",
+    "identity",
+    "auth",
+    "profile",
+    "orders",
+    "returns",
+    "fraud",
+    "risk",
+    "notify",
+    "email",
+    "sms",
+    "push",
+    "media",
+    "images",
+    "video",
+    "reviews",
+    "ratings",
+    "loyalty",
+    "rewards",
+    "promo",
+    "coupons",
+    "tax",
+    "invoice",
+    "gateway",
+    "router",
+    "cache",
+    "queue",
+    "stream",
+    "events",
+    "audit",
+    "metrics",
+    "logging",
+    "tracing",
+    "config",
+    "flags",
+    "experiments",
+    "recommend",
+    "ranking",
+    "index",
+    "crawl",
+    "feed",
+    "timeline",
+    "social",
+    "chat",
+    "support",
+    "tickets",
+    "warehouse",
+    "picking",
+    "packing",
+    "labels",
+    "carrier",
+    "tracking",
+    "fleet",
+    "routing",
+    "maps",
+    "geo",
+    "weather",
+]
 SUFFIXES = ["api", "service", "worker", "gateway", "store", "sync", "web", "engine", "adapter", "db"]
-FIRST = "ada alan grace linus margaret ken barbara dennis frances john edsger radia tim vint leslie".split()
-LAST = (
-    "lovelace turing hopper torvalds hamilton thompson liskov ritchie allen backus dijkstra perlman".split()
-)
+FIRST = [
+    "ada",
+    "alan",
+    "grace",
+    "linus",
+    "margaret",
+    "ken",
+    "barbara",
+    "dennis",
+    "frances",
+    "john",
+    "edsger",
+    "radia",
+    "tim",
+    "vint",
+    "leslie",
+]
+LAST = [
+    "lovelace",
+    "turing",
+    "hopper",
+    "torvalds",
+    "hamilton",
+    "thompson",
+    "liskov",
+    "ritchie",
+    "allen",
+    "backus",
+    "dijkstra",
+    "perlman",
+]
 
 
 def _dump(path: Path, documents: list[dict[str, object]]) -> None:
@@ -88,8 +176,8 @@ def generate(root: Path, *, services: int, teams: int, people: int, systems: int
                 "kind": "Service",
                 "slug": slug,
                 "title": slug.replace("-", " ").title(),
-                "description": f"{slug.split('-')[0].title()} {slug.split('-')[1]} for the synthetic company, "
-                f"handling {rng.choice(WORDS)} and {rng.choice(WORDS)} traffic.",
+                "description": f"{slug.split('-')[0].title()} {slug.split('-')[1]} for the synthetic "
+                f"company, handling {rng.choice(WORDS)} and {rng.choice(WORDS)} traffic.",
                 "tier": rng.randint(1, 4),
                 "lifecycle": rng.choice(
                     ["production", "production", "production", "experimental", "deprecated"]

@@ -40,11 +40,28 @@ def postgres_cluster() -> Iterator[str]:
     port = free_port()
     data = f"{folder}/data"
     _as_postgres(
-        f"{pg_bin}/initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8",
+        f"{pg_bin}/initdb",
+        "-D",
+        data,
+        "-A",
+        "trust",
+        "-U",
+        "postgres",
+        "-E",
+        "UTF8",
+        "--locale=C.UTF-8",
         "--no-sync",
     )
     _as_postgres(
-        f"{pg_bin}/pg_ctl", "-D", data, "-l", f"{folder}/server.log", "-w", "-t", "30", "-o",
+        f"{pg_bin}/pg_ctl",
+        "-D",
+        data,
+        "-l",
+        f"{folder}/server.log",
+        "-w",
+        "-t",
+        "30",
+        "-o",
         f"-k {folder} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
         "-c full_page_writes=off -c max_connections=200",
         "start",

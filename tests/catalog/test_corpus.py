@@ -145,7 +145,7 @@ PUBLIC_ERRORS = {
     "OpsLevel__cli__opslevel.yml": 1,
     "Port-samples__DemoSrv__port.yml": 1,
     "auth0__java-jwt__opslevel.yml": 1,
-    "backstage__backstage__packages__catalog-model__examples__components__invalid-component.yaml": 2,  # the name and the tag "go 1.15.3"
+    "backstage__backstage__packages__catalog-model__examples__components__invalid-component.yaml": 2,
     "fanduel__mass-driver__service.datadog.yaml": 1,
     "giantswarm__backstage-catalogs__catalogs__groups.yaml": 1,
     "holos-run__portal__org.yaml": 3,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
 
 def test_search_open_service_follow_owner(page: Page, live_url: str) -> None:
@@ -51,7 +51,12 @@ def test_service_list_filters_live(page: Page, live_url: str) -> None:
 
 def test_escaped_description_is_inert_in_the_browser(page: Page, live_url: str) -> None:
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def record(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", record)
     page.goto(live_url + "/services/product-reviews")
     expect(page.locator(".description")).to_contain_text("<b>rich</b>")
     assert page.locator(".description b").count() == 0
