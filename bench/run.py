@@ -27,6 +27,7 @@ import uuid
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import psycopg
@@ -130,10 +131,11 @@ def wrk(base: str, paths: list[str], *, seconds: int, connections: int) -> dict[
     }
 
 
-def sequential(base: str, paths: list[str]) -> dict[str, float]:
+def sequential(base: str, paths: list[str], *, warm: bool = True) -> dict[str, float]:
+    """Latency of one client asking for each path in turn (after 20 warm-up requests when `warm`)."""
     samples = []
     with httpx.Client(base_url=base, timeout=30) as client:
-        for path in paths[:20]:
+        for path in paths[:20] if warm else []:
             client.get(path)
         for path in paths:
             started = time.perf_counter()
@@ -203,12 +205,16 @@ def run_dialect(
     process, base = start_server(url, args.workers)
     try:
         api_paths = [f"/api/v1/services/{slug}" for slug in rng.sample(slugs, 2000)]
-        sequential(base, api_paths[:200])
+        # First pass: every answer is built (cache miss). Then each worker sees each path again, and wrk
+        # measures the steady state a portal lives in between catalog changes.
+        result["get_service_uncached"] = sequential(base, api_paths[:500], warm=False)
+        for _ in range(args.workers + 1):
+            sequential(base, api_paths)
         result["get_service"] = wrk(base, api_paths, seconds=args.seconds, connections=16) | {
             "connections": 16,
             "workers": args.workers,
         }
-        search_paths = [f"/api/v1/search?q={httpx.QueryParams({'q': q})['q']}" for q in SEARCH_QUERIES] * 15
+        search_paths = [f"/api/v1/search?q={quote(q)}" for q in SEARCH_QUERIES] * 15
         rng.shuffle(search_paths)
         result["search"] = sequential(base, search_paths)
         page_paths = [f"/services/{slug}" for slug in rng.sample(slugs, 300)]
@@ -229,9 +235,9 @@ def markdown(results: list[dict[str, Any]]) -> str:
         f"search p95 < {TARGETS['search_p95_ms']} ms, page p95 < {TARGETS['page_p95_ms']} ms.",
         "",
         "| dialect | import 10k services (12.3k entities) | re-import unchanged | re-import, 1 file edited "
-        "| GET service: req/s, p50, p99 (16 conns) | search p50 / p95 (50k entities) "
-        "| service page p50 / p95 |",
-        "|---|---|---|---|---|---|---|",
+        "| GET service: req/s, p50, p99 (16 conns) | GET uncached p50 / p99 (1 conn) "
+        "| search p50 / p95 (50k entities) | service page p50 / p95 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         i, g, s, p = r["import"], r["get_service"], r["search"], r["service_page"]
@@ -239,6 +245,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
             f"| {r['dialect']} | {i['cold_s']} s | {i['unchanged_reimport_s']} s "
             f"| {i['one_file_edited_reimport_s']} s "
             f"| {g['req_per_s']}/s, {g['p50_ms']} ms, {g['p99_ms']} ms ({g['workers']} worker(s)) "
+            f"| {r['get_service_uncached']['p50_ms']} / {r['get_service_uncached']['p99_ms']} ms "
             f"| {s['p50_ms']} / {s['p95_ms']} ms | {p['p50_ms']} / {p['p95_ms']} ms |"
         )
     return "\n".join(lines) + "\n"

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quarterdeck import __version__
 from quarterdeck.catalog import api as catalog_api
@@ -21,44 +21,70 @@ from quarterdeck.web import errors
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 
-def _metrics(app: FastAPI) -> None:
-    registry = CollectorRegistry()
-    requests = Counter(
-        "quarterdeck_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry
-    )
-    latency = Histogram(
-        "quarterdeck_http_request_seconds", "HTTP request latency", ["route"], registry=registry
-    )
+class MetricsMiddleware:
+    """Counts and times every HTTP request by route template; plain ASGI, so it costs microseconds."""
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        requests.labels(request.method, name, str(response.status_code)).inc()
-        latency.labels(name).observe(time.perf_counter() - started)
-        return response
-
-    @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-
-def _security_headers(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        if request.url.path.startswith("/api/v1/docs"):
-            return response
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; "
-            "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.requests = Counter(
+            "quarterdeck_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry
         )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+        self.latency = Histogram(
+            "quarterdeck_http_request_seconds", "HTTP request latency", ["route"], registry=registry
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.requests.labels(scope["method"], route, str(status)).inc()
+            self.latency.labels(route).observe(time.perf_counter() - started)
+
+
+CSP = (
+    "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+SECURITY_HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+class SecurityHeadersMiddleware:
+    """A strict Content-Security-Policy (the pages carry no inline script) and friends on every answer,
+    except the interactive API docs, which load their own inline bootstrap."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/api/v1/docs"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name for name, _value in message.get("headers", [])}
+                extra = [(name, value) for name, value in SECURITY_HEADERS if name not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -77,8 +103,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.sessions = make_sessionmaker(engine)
     app.state.clock = clock or SystemClock()
     errors.install(app)
-    _metrics(app)
-    _security_headers(app)
+    registry = CollectorRegistry()
+    app.add_middleware(MetricsMiddleware, registry=registry)
+    app.add_middleware(SecurityHeadersMiddleware)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
     app.include_router(catalog_api.router)
     app.include_router(catalog_views.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

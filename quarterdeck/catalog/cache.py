@@ -35,6 +35,13 @@ def bump_generation(session: Session) -> None:
     )
 
 
+def peek(session: Session, key: Hashable) -> object | None:
+    """The cached value for `key` at the current generation, or None: never builds anything."""
+    full_key = (str(session.get_bind().engine.url), generation(session), key)
+    with _lock:
+        return _entries.get(full_key)
+
+
 def cached(session: Session, key: Hashable, build: Callable[[], T]) -> T:
     """The value of `build()` for `key` at the current generation of this database."""
     full_key = (str(session.get_bind().engine.url), generation(session), key)

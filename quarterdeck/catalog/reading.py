@@ -148,6 +148,22 @@ def service_view(session: Session, slug: str, kind: str | None = None) -> schema
     return cache.cached(session, ("service", slug.lower(), kind), lambda: _service_view(session, slug, kind))
 
 
+def cached_service_json(session: Session, slug: str, kind: str | None = None) -> tuple[str, bytes] | None:
+    """The cached (ETag, JSON body) of a service if there is one: one one-row query, nothing built."""
+    found = cache.peek(session, ("service-json", slug.lower(), kind))
+    return found if isinstance(found, tuple) else None
+
+
+def service_json(session: Session, slug: str, kind: str | None = None) -> tuple[str, bytes]:
+    """(ETag, JSON body) of a service as the API answers it; cached like the view."""
+
+    def build() -> tuple[str, bytes]:
+        view = service_view(session, slug, kind)
+        return view.etag, view.model_dump_json().encode()
+
+    return cache.cached(session, ("service-json", slug.lower(), kind), build)
+
+
 def _service_view(session: Session, slug: str, kind: str | None) -> schemas.ServiceOut:
     service = get_service(session, slug, kind)
     people = queries.people_by_refs(session, {c.person_ref for c in service.contacts})

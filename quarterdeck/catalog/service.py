@@ -18,6 +18,7 @@ from quarterdeck.catalog.descriptors.quarterdeck_format import FIELDS_MODELS, to
 from quarterdeck.catalog.models import UI_SOURCE, Person, Service, System, Team
 from quarterdeck.catalog.reading import (
     OUTGOING,
+    cached_service_json,
     directed_edges,
     etag_of,
     get_person,
@@ -29,6 +30,7 @@ from quarterdeck.catalog.reading import (
     members_of,
     person_view,
     service_edges,
+    service_json,
     service_view,
     summary_of,
     system_view,
@@ -39,6 +41,7 @@ from quarterdeck.errors import Conflict, Invalid, NotFound, PreconditionFailed
 
 __all__ = [
     "OUTGOING",
+    "cached_service_json",
     "catalog_stats",
     "create",
     "current_fields",
@@ -57,6 +60,7 @@ __all__ = [
     "search_catalog",
     "service_edges",
     "service_facets",
+    "service_json",
     "service_view",
     "system_view",
     "team_view",
