@@ -32,7 +32,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check quarterdeck tests bench
 	$(BIN)/mypy quarterdeck tests bench
 
-bench: $(STAMP) test-deps
+bench: $(STAMP)
+	bash scripts/install-test-deps.sh --bench
 	$(BIN)/python -m bench.run
 
 clean:

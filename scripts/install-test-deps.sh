@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the real services the tests use, from Debian's packages, when they are missing:
 # PostgreSQL (server binaries; the tests start their own cluster), Chromium (browser tests), git.
+# With --bench, also wrk (the HTTP load generator `make bench` uses).
 set -euo pipefail
 
 need=()
+[ "${1:-}" = "--bench" ] && ! command -v wrk >/dev/null && need+=(wrk)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql postgresql-contrib)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v git >/dev/null || need+=(git)
