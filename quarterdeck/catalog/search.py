@@ -1,7 +1,8 @@
 """The search index: one row per entity, and ranked, prefix and typo-tolerant queries over it.
 
-SQLite uses FTS5 (a word index and a trigram index kept in step by triggers); PostgreSQL uses a
-generated tsvector and pg_trgm. Both branches sit behind `search()` and are tested alike.
+SQLite uses FTS5 kept in step by triggers; PostgreSQL a generated tsvector. Misspelt words are
+corrected against the index's own vocabulary, the same way on both. Both branches sit behind
+`search()` and are tested alike.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from sqlalchemy import delete, insert, text
@@ -116,12 +117,7 @@ def search(session: Session, query: str, *, limit: int = 20, entity_type: str | 
         rows = _sqlite_text(session, words, limit * 2, entity_type)
     hits = {(row.entity_type, row.entity_id): row for row in rows}
     if len(hits) < limit:
-        fuzzy = (
-            _postgres_fuzzy(session, words, limit, entity_type)
-            if dialect_name(session) == "postgresql"
-            else _sqlite_fuzzy(session, words, limit, entity_type)
-        )
-        for hit in fuzzy:
+        for hit in _fuzzy(session, words, limit, entity_type):
             hits.setdefault((hit.entity_type, hit.entity_id), hit)
     phrase = " ".join(words)
     ranked = sorted(hits.values(), key=lambda hit: _rank(hit, phrase), reverse=True)
@@ -173,19 +169,6 @@ def _similarity(phrase: str, hit_name: str, slug: str) -> float:
     return max(SequenceMatcher(None, phrase, candidate).ratio() for candidate in candidates)
 
 
-def _fuzzy_filter(
-    rows: list[Hit], phrase: str, limit: int, *, threshold: float = FUZZY_THRESHOLD
-) -> list[Hit]:
-    """Rows scored by how close their name is to the phrase, below `threshold` dropped."""
-    scored = []
-    for row in rows:
-        similarity = _similarity(phrase, row.name, row.slug)
-        if similarity >= threshold:
-            scored.append(replace(row, score=similarity, matched_by="fuzzy"))
-    scored.sort(key=lambda hit: hit.score, reverse=True)
-    return scored[:limit]
-
-
 def _trigrams(phrase: str) -> list[str]:
     padded = f" {phrase} "
     return sorted({padded[i : i + 3] for i in range(len(padded) - 2)})
@@ -195,7 +178,7 @@ class TermIndex:
     """The catalog's name words, indexed by trigram, to find the words a misspelt one meant."""
 
     def __init__(self, terms: Iterable[str]) -> None:
-        self.terms = sorted({term for term in terms if len(term) >= 3})
+        self.terms = sorted({term for term in terms if len(term) >= 3 and _WORD.fullmatch(term)})
         self.known = set(self.terms)
         self.postings: dict[str, list[int]] = {}
         for number, term in enumerate(self.terms):
@@ -213,41 +196,42 @@ class TermIndex:
         return [term for score, term in sorted(scored, reverse=True) if score >= FUZZY_THRESHOLD][:limit]
 
 
-def _sqlite_terms(session: Session) -> TermIndex:
-    rows = session.execute(text("SELECT term FROM search_vocab WHERE col IN ('name', 'slug')"))
-    return TermIndex(row[0] for row in rows)
+def _vocabulary(session: Session) -> TermIndex:
+    """The words of every name and slug, from the search index itself."""
+    if dialect_name(session) == "postgresql":
+        sql = (
+            "SELECT word FROM ts_stat("
+            "'SELECT to_tsvector(''simple'', name || '' '' || slug) FROM search_documents')"
+        )
+    else:
+        sql = "SELECT term FROM search_vocab WHERE col IN ('name', 'slug')"
+    return TermIndex(row[0] for row in session.execute(text(sql)))
 
 
-def _sqlite_fuzzy(session: Session, words: list[str], limit: int, entity_type: str | None) -> list[Hit]:
+def _fuzzy(session: Session, words: list[str], limit: int, entity_type: str | None) -> list[Hit]:
     """Replace each word by the index words spelt like it, then search for those exactly."""
-    index = cache.cached(session, ("search-terms",), lambda: _sqlite_terms(session))
+    index = cache.cached(session, ("search-terms",), lambda: _vocabulary(session))
     groups = []
     for word in words:
         alternatives = index.closest(word) if len(word) >= 4 else []
         groups.append(alternatives or [word])
     if all(group == [word] for group, word in zip(groups, words, strict=True)):
         return []
-    match = " AND ".join("(" + " OR ".join(f'"{term}"' for term in group) + ")" for group in groups)
-    sql = (
-        f"SELECT {_COLUMNS} FROM search_fts JOIN search_documents d ON d.id = search_fts.rowid "
-        "WHERE search_fts MATCH :match"
-        + (" AND d.entity_type = :type" if entity_type else "")
-        + " ORDER BY bm25(search_fts, 10.0, 10.0, 3.0, 1.0) LIMIT :limit"
-    )
-    rows = session.execute(text(sql), {"match": match, "type": entity_type, "limit": limit})
+    where = " AND d.entity_type = :type" if entity_type else ""
+    if dialect_name(session) == "postgresql":
+        query = " & ".join("(" + " | ".join(group) + ")" for group in groups)
+        sql = (
+            f"SELECT {_COLUMNS} FROM search_documents d, to_tsquery('simple', :match) q "
+            f"WHERE d.tsv @@ q{where} ORDER BY ts_rank(d.tsv, q) DESC LIMIT :limit"
+        )
+    else:
+        query = " AND ".join("(" + " OR ".join(f'"{term}"' for term in group) + ")" for group in groups)
+        sql = (
+            f"SELECT {_COLUMNS} FROM search_fts JOIN search_documents d ON d.id = search_fts.rowid "
+            f"WHERE search_fts MATCH :match{where} "
+            "ORDER BY bm25(search_fts, 10.0, 10.0, 3.0, 1.0) LIMIT :limit"
+        )
+    rows = session.execute(text(sql), {"match": query, "type": entity_type, "limit": limit})
     phrase = " ".join(words)
     # Closest spelling first; every score stays below the text hits' (which are > 0).
     return [_hit(row, _similarity(phrase, row[3], row[2]) - 2.0, "fuzzy") for row in rows]
-
-
-def _postgres_fuzzy(session: Session, words: list[str], limit: int, entity_type: str | None) -> list[Hit]:
-    phrase = " ".join(words)
-    sql = (
-        f"SELECT {_COLUMNS} FROM search_documents d "
-        "WHERE :q <% lower(d.name || ' ' || d.slug)"
-        + (" AND d.entity_type = :type" if entity_type else "")
-        + " ORDER BY word_similarity(:q, lower(d.name || ' ' || d.slug)) DESC LIMIT 200"
-    )
-    session.execute(text("SET LOCAL pg_trgm.word_similarity_threshold = 0.4"))
-    rows = [_hit(row, 0.0, "fuzzy") for row in session.execute(text(sql), {"q": phrase, "type": entity_type})]
-    return _fuzzy_filter(rows, phrase, limit)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quarterdeck.catalog import cache, graph, queries, schemas, search, store
-from quarterdeck.catalog.descriptors.drafts import PersonDraft, Problem, ServiceDraft, SystemDraft, TeamDraft
+from quarterdeck.catalog.descriptors.drafts import PersonDraft, ServiceDraft, SystemDraft, TeamDraft
 from quarterdeck.catalog.descriptors.quarterdeck_format import FIELDS_MODELS, to_entity
 from quarterdeck.catalog.models import UI_SOURCE, Person, Service, System, Team
 from quarterdeck.catalog.reading import (
@@ -73,19 +73,22 @@ __all__ = [
 
 
 def _validate(table: str, fields: dict[str, Any]) -> Any:
+    """Fields checked as POST and PUT check them, with errors in the same shape (PATCH merges first)."""
     try:
         return FIELDS_MODELS[table].model_validate(fields)
     except ValidationError as exc:
-        details = [
-            Problem("request body", None, error["msg"], ".".join(str(p) for p in error["loc"])).as_dict()
-            for error in exc.errors()
-        ]
+        details = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            message = (
+                f"unknown field {field.rsplit('.', 1)[-1]!r}"
+                if error["type"] == "extra_forbidden"
+                else error["msg"]
+            )
+            details.append({"field": field or None, "in": "body", "message": message})
         first = details[0]
-        raise Invalid(
-            f"{table} is not valid: {first['field'] or 'body'}: {first['message']}",
-            code="catalog.invalid",
-            details=details,
-        ) from exc
+        summary = f"{first['field']}: {first['message']}" if first["field"] else str(first["message"])
+        raise Invalid(summary, code="request.invalid", details=details) from exc
 
 
 def _check_etag(row: store.Entity, if_match: str | None) -> None:

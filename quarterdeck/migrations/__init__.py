@@ -18,7 +18,7 @@ def include_object(obj: object, name: str | None, type_: str, reflected: bool, c
         return False
     if type_ == "column" and name == "tsv":
         return False
-    return not (type_ == "index" and name in {"ix_search_documents_tsv", "ix_search_documents_trgm"})
+    return not (type_ == "index" and name in {"ix_search_documents_tsv"})
 
 
 def alembic_config(url: str) -> Config:

@@ -654,7 +654,7 @@ def test_unknown_field_is_refused_and_named(client: TestClient) -> None:
     assert {method: problem(response) for method, response in answers.items()} == {
         "POST": (422, "request.invalid", ["colour"]),
         "PUT": (422, "request.invalid", ["colour"]),
-        "PATCH": (422, "catalog.invalid", ["colour"]),
+        "PATCH": (422, "request.invalid", ["colour"]),
     }
     assert answers["POST"].json()["error"] == {
         "code": "request.invalid",
@@ -707,8 +707,8 @@ def test_wrong_types_are_refused_with_the_field_named(client: TestClient) -> Non
         "missing slug and owner": (422, "request.invalid", ["slug", "owner"]),
         "a list, not an object": (422, "request.invalid", ["body"]),
         "PUT tier high": (422, "request.invalid", ["tier"]),
-        "PATCH tier high": (422, "catalog.invalid", ["tier"]),
-        "PATCH contact without role": (422, "catalog.invalid", ["contacts.0.role"]),
+        "PATCH tier high": (422, "request.invalid", ["tier"]),
+        "PATCH contact without role": (422, "request.invalid", ["contacts.0.role"]),
         "PATCH a list": (422, "request.invalid", ["body"]),
     }
     assert slugs_of(client.get(API)) == ["checkout"]

@@ -338,9 +338,6 @@ POSTGRES_SEARCH = [
         setweight(to_tsvector('simple', coalesce(summary, '')), 'B') ||
         setweight(to_tsvector('simple', coalesce(body, '')), 'C')) STORED""",
     "CREATE INDEX ix_search_documents_tsv ON search_documents USING gin (tsv)",
-    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
-    """CREATE INDEX ix_search_documents_trgm ON search_documents
-        USING gin ((lower(name || ' ' || slug)) gin_trgm_ops)""",
 ]
 
 
@@ -357,6 +354,5 @@ def _drop_search_index() -> None:
         op.execute("DROP TABLE IF EXISTS search_vocab")
         op.execute("DROP TABLE IF EXISTS search_fts")
     else:
-        op.execute("DROP INDEX IF EXISTS ix_search_documents_trgm")
         op.execute("DROP INDEX IF EXISTS ix_search_documents_tsv")
         op.execute("ALTER TABLE search_documents DROP COLUMN IF EXISTS tsv")
