@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 
 from fastapi import FastAPI, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -94,7 +96,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         version=__version__,
         description="Internal developer portal: ownership, contacts and dependencies of every service.",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        docs_url=None,
         redoc_url=None,
     )
     engine = make_engine(settings.database_url, echo=settings.sql_echo)
@@ -106,6 +108,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     registry = CollectorRegistry()
     app.add_middleware(MetricsMiddleware, registry=registry)
     app.add_middleware(SecurityHeadersMiddleware)
+
+    @app.get("/api/v1/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """Swagger UI from the vendored copy: the docs work on a network with no way out."""
+        return get_swagger_ui_html(
+            openapi_url="/api/v1/openapi.json",
+            title="Quarterdeck API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
