@@ -13,13 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from sqlalchemy import delete, insert, text
+from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
 
 from quarterdeck.catalog import cache
 from quarterdeck.catalog.descriptors.drafts import EntityDraft, PersonDraft, ServiceDraft, TeamDraft
 from quarterdeck.catalog.models import SearchDocument
-from quarterdeck.db import dialect_name
+from quarterdeck.db import bulk_insert, dialect_name
 
 ENTITY_TYPES = ("service", "team", "person", "system")
 _WORD = re.compile(r"[\w]+", re.UNICODE)
@@ -90,8 +90,7 @@ def replace_documents(
                 "url": url,
             }
         )
-    if rows:
-        session.execute(insert(SearchDocument), rows)
+    bulk_insert(session, SearchDocument.__table__, rows)  # type: ignore[arg-type]
 
 
 def unindex_entity(session: Session, entity_type: str, entity_id: int) -> None:

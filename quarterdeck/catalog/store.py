@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from quarterdeck.catalog import cache, search
@@ -34,6 +34,7 @@ from quarterdeck.catalog.models import (
     System,
     Team,
 )
+from quarterdeck.db import bulk_insert
 
 Entity = Service | Team | Person | System
 Model = type[Service] | type[Team] | type[Person] | type[System]
@@ -134,19 +135,16 @@ def save(session: Session, writes: list[Write], *, source: str, now: datetime) -
     for table, model in MODELS.items():
         positions = [i for i, w in enumerate(writes) if w.entity.entity_type == table]
         new = [i for i in positions if writes[i].row is None]
-        for start in range(0, len(new), CHUNK):
-            chunk = new[start : start + CHUNK]
-            values = [
-                _columns(writes[i].entity)
-                | _provenance(writes[i], source, now)
-                | {"created_at": now, "version": 1}
-                for i in chunk
-            ]
-            returned = session.scalars(
-                insert(model).returning(model.id, sort_by_parameter_order=True), values
-            )
-            for i, new_id in zip(chunk, returned.all(), strict=True):
-                ids[i] = new_id
+        values = [
+            _columns(writes[i].entity)
+            | _provenance(writes[i], source, now)
+            | {"created_at": now, "version": 1}
+            for i in new
+        ]
+        bulk_insert(session, model.__table__, values)  # type: ignore[arg-type]
+        new_ids = _ids_by_key(session, model, {_key(writes[i].entity) for i in new})
+        for i in new:
+            ids[i] = new_ids[_key(writes[i].entity)]
         for i in positions:
             row = writes[i].row
             if row is None:
@@ -167,6 +165,27 @@ def save(session: Session, writes: list[Write], *, source: str, now: datetime) -
     if writes:
         cache.bump_generation(session)
     return ids
+
+
+def _key(entity: EntityDraft) -> tuple[str, str]:
+    return (entity.kind if isinstance(entity, ServiceDraft) else "", entity.slug)
+
+
+def _ids_by_key(session: Session, model: Model, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Ids of just-inserted rows by (kind, slug): slugs are unique per table (per kind for services)."""
+    found: dict[tuple[str, str], int] = {}
+    slugs = sorted({slug for _kind, slug in keys})
+    for start in range(0, len(slugs), CHUNK):
+        chunk = slugs[start : start + CHUNK]
+        if model is Service:
+            rows = session.execute(
+                select(Service.id, Service.kind, Service.slug).where(Service.slug.in_(chunk))
+            )
+            found.update({(kind, slug): row_id for row_id, kind, slug in rows})
+        else:
+            others = session.execute(select(model.id, model.slug).where(model.slug.in_(chunk)))
+            found.update({("", slug): row_id for row_id, slug in others})
+    return found
 
 
 def _delete_where(session: Session, model: Any, column: Any, ids: Iterable[int]) -> None:
@@ -223,11 +242,10 @@ def _replace_children(
                 }
                 for t in entity.teams
             ]
-    for model, rows in ((ServiceTag, tags), (ServiceContact, contacts), (ServiceDependency, dependencies)):
-        if rows:
-            session.execute(insert(model), rows)
-    if memberships:
-        session.execute(insert(Membership), memberships)
+    bulk_insert(session, ServiceTag.__table__, tags)  # type: ignore[arg-type]
+    bulk_insert(session, ServiceContact.__table__, contacts)  # type: ignore[arg-type]
+    bulk_insert(session, ServiceDependency.__table__, dependencies)  # type: ignore[arg-type]
+    bulk_insert(session, Membership.__table__, memberships)  # type: ignore[arg-type]
 
 
 def remove(session: Session, row: Entity) -> None:
