@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from quarterdeck.catalog import cache, search
@@ -253,3 +253,20 @@ def remove(session: Session, row: Entity) -> None:
     search.unindex_entity(session, table, row.id)
     session.delete(row)
     cache.bump_generation(session)
+
+
+def refresh_statistics(session: Session) -> None:
+    """ANALYZE the catalog tables (same statement on both databases) after a large import, so the
+    query planner does not keep planning for the empty tables it saw before."""
+    for table in (
+        "services",
+        "service_tags",
+        "service_contacts",
+        "service_dependencies",
+        "teams",
+        "people",
+        "systems",
+        "memberships",
+        "search_documents",
+    ):
+        session.execute(text(f"ANALYZE {table}"))

@@ -22,6 +22,7 @@ from quarterdeck.catalog import store
 from quarterdeck.catalog.descriptors import Draft, FileResult, Problem
 from quarterdeck.catalog.models import CatalogSource, Person, Service, System, Team
 
+ANALYZE_AFTER = 1000  # rows written by one import before the planner's statistics are refreshed
 ENTITY_MODELS: tuple[type[Service] | type[Team] | type[Person] | type[System], ...] = (
     Service,
     Team,
@@ -159,6 +160,8 @@ def apply_import(
             report.updated += 1
         writes.append(store.Write(draft.entity, draft.origin, content_hash, row))
     store.save(session, writes, source=key, now=now)
+    if len(writes) >= ANALYZE_AFTER:
+        store.refresh_statistics(session)
     for identity, row in owned.items():
         if identity in drafts or row.detached_from == key:
             continue
