@@ -109,8 +109,6 @@ def create(session: Session, table: str, fields: dict[str, Any], *, now: datetim
         raise Conflict(
             f"{table} {entity.slug!r} already exists", code="catalog.duplicate", details={"slug": entity.slug}
         )
-    if isinstance(entity, type(None)):
-        raise Invalid("empty body")
     store.save(session, [store.Write(entity)], source=UI_SOURCE, now=now)
     row = store.find(session, draft_identity)
     assert row is not None

@@ -110,14 +110,14 @@ def _read_file(tree: SourceTree, path: Path) -> FileResult:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            result = FileResult(name, format="yaml", unreadable=True)
+            result = FileResult(name, format="yaml")
             result.problems.append(
                 Problem(name, None, f"file is {size} bytes; the limit is {MAX_FILE_BYTES}")
             )
             return result
         content = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        result = FileResult(name, format="yaml", unreadable=True)
+        result = FileResult(name, format="yaml")
         result.problems.append(Problem(name, None, f"cannot read the file: {exc}"))
         return result
 

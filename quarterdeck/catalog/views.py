@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
 
 from quarterdeck.catalog import service
 from quarterdeck.catalog.queries import ServiceFilters
@@ -16,6 +17,18 @@ router = APIRouter(include_in_schema=False)
 PageNo = Annotated[int, Query(ge=1, le=100_000)]
 Text = Annotated[str | None, Query(max_length=200)]
 Kind = Annotated[str | None, Query(pattern="^(component|api|resource)$")]
+
+
+LIST_PAGE_SIZE = 100
+
+
+def _list_page(
+    request: Request, session: Session, table: str, template: str, q: str | None, page: int
+) -> Response:
+    """The one shape of the team, people and system lists: a filter box and a page of rows."""
+    rows, total = service.list_entities(session, table, text=q, page=page, per_page=LIST_PAGE_SIZE)
+    context = {"rows": rows, "total": total, "q": q or "", "page": page, "per_page": LIST_PAGE_SIZE}
+    return templates.TemplateResponse(request, template, context)
 
 
 @router.get("/", response_class=HTMLResponse, name="home")
@@ -77,9 +90,7 @@ def service_page(request: Request, slug: str, session: SessionDep, kind: Kind = 
 
 @router.get("/teams", response_class=HTMLResponse, name="teams")
 def teams_page(request: Request, session: SessionDep, q: Text = None, page: PageNo = 1) -> Response:
-    rows, total = service.list_entities(session, "team", text=q, page=page, per_page=100)
-    context = {"rows": rows, "total": total, "q": q or "", "page": page, "per_page": 100}
-    return templates.TemplateResponse(request, "catalog/teams.html", context)
+    return _list_page(request, session, "team", "catalog/teams.html", q, page)
 
 
 @router.get("/teams/{slug:path}", response_class=HTMLResponse, name="team")
@@ -89,9 +100,7 @@ def team_page(request: Request, slug: str, session: SessionDep) -> Response:
 
 @router.get("/people", response_class=HTMLResponse, name="people")
 def people_page(request: Request, session: SessionDep, q: Text = None, page: PageNo = 1) -> Response:
-    rows, total = service.list_entities(session, "person", text=q, page=page, per_page=100)
-    context = {"rows": rows, "total": total, "q": q or "", "page": page, "per_page": 100}
-    return templates.TemplateResponse(request, "catalog/people.html", context)
+    return _list_page(request, session, "person", "catalog/people.html", q, page)
 
 
 @router.get("/people/{key}", response_class=HTMLResponse, name="person")
@@ -103,9 +112,7 @@ def person_page(request: Request, key: str, session: SessionDep) -> Response:
 
 @router.get("/systems", response_class=HTMLResponse, name="systems")
 def systems_page(request: Request, session: SessionDep, q: Text = None, page: PageNo = 1) -> Response:
-    rows, total = service.list_entities(session, "system", text=q, page=page, per_page=100)
-    context = {"rows": rows, "total": total, "q": q or "", "page": page, "per_page": 100}
-    return templates.TemplateResponse(request, "catalog/systems.html", context)
+    return _list_page(request, session, "system", "catalog/systems.html", q, page)
 
 
 @router.get("/systems/{slug:path}", response_class=HTMLResponse, name="system")

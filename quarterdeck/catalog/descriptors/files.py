@@ -32,7 +32,6 @@ class FileResult:
     notices: list[Problem] = field(default_factory=list)
     failed: dict[tuple[str, str], list[Problem]] = field(default_factory=dict)
     location_targets: list[str] = field(default_factory=list)
-    unreadable: bool = False
 
     @property
     def outcome(self) -> FileOutcome:
@@ -89,7 +88,6 @@ def read_descriptor_file(file: str, text: str, read_text: TextReader | None = No
         if named:
             return _foreign(result, named, line, f"; it is not valid YAML either: {message}")
         result.format = "yaml"
-        result.unreadable = True
         result.problems.append(Problem(file, line, message + _template_hint(text)))
         return result
     if not documents:
