@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+
+DEV_SECRET = "quarterdeck-dev-secret-do-not-use"
 
 
 class Settings(BaseSettings):
@@ -27,6 +30,35 @@ class Settings(BaseSettings):
     page_size: int = Field(default=50, ge=1, le=500)
     sql_echo: bool = False
 
+    environment: str = Field(default="dev", pattern="^(dev|test|production)$")
+    secret_key: str = Field(
+        default=DEV_SECRET, min_length=16, description="Signs session cookies and CSRF tokens; set it in production"
+    )
+    base_url: str = Field(default="http://127.0.0.1:8080", description="Where users reach the portal")
+    anonymous_read: bool = Field(default=False, description="Let visitors read the catalog without signing in")
+    local_login: bool = Field(default=True, description="Allow local accounts with passwords")
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    login_max_failures: int = Field(default=5, ge=1, le=100)
+    login_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+
+    oidc_issuer: str | None = Field(default=None, description="OIDC issuer URL; enables single sign-on")
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_scopes: str = "openid email profile groups"
+    oidc_groups_claim: str = "groups"
+    oidc_admin_group: str | None = Field(default=None, description="Members of this group become admins")
+    oidc_provider_name: str = "single sign-on"
+
+    registry_username: str | None = None
+    registry_password: str | None = None
+    registry_plain_http: str = Field(
+        default="", description="Comma-separated registry hosts reached over http instead of https"
+    )
+    registry_cache_seconds: int = Field(default=60, ge=0, le=86400)
+
+    prometheus_url: str | None = Field(default=None, description="Prometheus base URL for service graphs")
+    prometheus_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -35,6 +67,18 @@ class Settings(BaseSettings):
                 f"QD_DATABASE_URL has value {value!r}: expected sqlite:///PATH or postgresql+psycopg://..."
             )
         return value
+
+    @model_validator(mode="after")
+    def _no_default_secret_in_production(self) -> Settings:
+        if self.environment == "production" and self.secret_key == DEV_SECRET:
+            raise ValueError("QD_SECRET_KEY must be set to a secret of your own when QD_ENVIRONMENT=production")
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError("QD_OIDC_CLIENT_ID is required when QD_OIDC_ISSUER is set")
+        return self
+
+    @property
+    def cookie_secure(self) -> bool:
+        return self.base_url.startswith("https://")
 
     @classmethod
     def settings_customise_sources(

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the real services the tests use, from Debian's packages, when they are missing:
-# PostgreSQL (server binaries; the tests start their own cluster), Chromium (browser tests), git.
+# PostgreSQL (server binaries; the tests start their own cluster), Prometheus and the OCI registry
+# (docker-registry; the tests start their own on free ports), Chromium (browser tests), git.
 # With --bench, also wrk (the HTTP load generator `make bench` uses).
 set -euo pipefail
 
 need=()
 [ "${1:-}" = "--bench" ] && ! command -v wrk >/dev/null && need+=(wrk)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql postgresql-contrib)
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v docker-registry >/dev/null || need+=(docker-registry)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v git >/dev/null || need+=(git)
 command -v runuser >/dev/null || need+=(util-linux)
@@ -21,4 +24,4 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
 id postgres >/dev/null 2>&1 || useradd --system --home /var/lib/postgresql --shell /bin/bash postgres
-echo "test dependencies ready: $(ls -d /usr/lib/postgresql/*/bin | tail -1), $(/usr/bin/chromium --version 2>/dev/null | head -1)"
+echo "test dependencies ready: $(ls -d /usr/lib/postgresql/*/bin | tail -1), $(/usr/bin/chromium --version 2>/dev/null | head -1), $(prometheus --version 2>&1 | head -1), docker-registry $(docker-registry --version 2>&1 | head -1)"

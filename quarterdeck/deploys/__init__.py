@@ -1,0 +1,1 @@
+"""Environments, releases, deploy history, live versions and registry images."""

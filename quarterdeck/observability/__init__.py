@@ -1,0 +1,1 @@
+"""Service graphs from Prometheus and links into logs and dashboards."""
