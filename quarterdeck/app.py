@@ -13,7 +13,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quarterdeck import __version__
+from quarterdeck.access import api as access_api
+from quarterdeck.access import views as access_views
 from quarterdeck.catalog import api as catalog_api
+from quarterdeck.catalog import service as catalog_service
 from quarterdeck.catalog import views as catalog_views
 from quarterdeck.clock import Clock, SystemClock
 from quarterdeck.config import Settings
@@ -64,15 +67,20 @@ SECURITY_HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+    (b"cross-origin-opener-policy", b"same-origin"),
 ]
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
 class SecurityHeadersMiddleware:
     """A strict Content-Security-Policy (the pages carry no inline script) and friends on every answer,
     except the interactive API docs, which load their own inline bootstrap."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, https: bool) -> None:
         self.app = app
+        self.headers = [*SECURITY_HEADERS, HSTS] if https else SECURITY_HEADERS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/api/v1/docs"):
@@ -82,7 +90,7 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name for name, _value in message.get("headers", [])}
-                extra = [(name, value) for name, value in SECURITY_HEADERS if name not in present]
+                extra = [(name, value) for name, value in self.headers if name not in present]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
@@ -104,10 +112,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
     app.state.clock = clock or SystemClock()
+    app.state.teams_of = catalog_service.teams_of_email
     errors.install(app)
     registry = CollectorRegistry()
     app.add_middleware(MetricsMiddleware, registry=registry)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, https=settings.cookie_secure)
 
     @app.get("/api/v1/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -124,7 +133,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(access_api.router)
+    app.include_router(access_views.router)
     app.include_router(catalog_api.router)
+    app.include_router(catalog_api.public_router)
     app.include_router(catalog_views.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from quarterdeck.access import cli as access_cli
 from quarterdeck.catalog import cli as catalog_cli
 from quarterdeck.console import load_settings
 from quarterdeck.db import make_engine
@@ -46,3 +47,4 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] 
 
 
 catalog_cli.register(app)
+access_cli.register(app)

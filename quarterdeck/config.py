@@ -12,7 +12,6 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-
 DEV_SECRET = "quarterdeck-dev-secret-do-not-use"
 
 
@@ -32,10 +31,14 @@ class Settings(BaseSettings):
 
     environment: str = Field(default="dev", pattern="^(dev|test|production)$")
     secret_key: str = Field(
-        default=DEV_SECRET, min_length=16, description="Signs session cookies and CSRF tokens; set it in production"
+        default=DEV_SECRET,
+        min_length=16,
+        description="Signs session cookies and CSRF tokens; set it in production",
     )
     base_url: str = Field(default="http://127.0.0.1:8080", description="Where users reach the portal")
-    anonymous_read: bool = Field(default=False, description="Let visitors read the catalog without signing in")
+    anonymous_read: bool = Field(
+        default=False, description="Let visitors read the catalog without signing in"
+    )
     local_login: bool = Field(default=True, description="Allow local accounts with passwords")
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
     login_max_failures: int = Field(default=5, ge=1, le=100)
@@ -71,7 +74,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> Settings:
         if self.environment == "production" and self.secret_key == DEV_SECRET:
-            raise ValueError("QD_SECRET_KEY must be set to a secret of your own when QD_ENVIRONMENT=production")
+            raise ValueError(
+                "QD_SECRET_KEY must be set to a secret of your own when QD_ENVIRONMENT=production"
+            )
         if self.oidc_issuer and not self.oidc_client_id:
             raise ValueError("QD_OIDC_CLIENT_ID is required when QD_OIDC_ISSUER is set")
         return self

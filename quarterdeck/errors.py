@@ -4,8 +4,11 @@ QuarterdeckError
  ├── NotFound            something named does not exist
  ├── Invalid             input is malformed; details locate each problem (field, file, line)
  ├── Conflict            duplicates, stale ETags, an entity owned by another source
+ │    ├── PreconditionFailed  a stale If-Match
+ │    └── InvalidTransition   a state change that is not allowed from the current state
+ ├── Unauthenticated     no valid session or token where one is needed
  ├── Forbidden           the actor may not do this
- │    └── PreconditionFailed  a stale If-Match
+ ├── RateLimited         too many attempts; try again later
  └── Unavailable         an outside system (git, a registry, ...) cannot be reached
 """
 
@@ -50,3 +53,15 @@ class PreconditionFailed(Conflict):
     """An If-Match that no longer matches: someone else changed the entity first."""
 
     default_code = "precondition_failed"
+
+
+class InvalidTransition(Conflict):
+    default_code = "invalid_transition"
+
+
+class Unauthenticated(QuarterdeckError):
+    default_code = "unauthenticated"
+
+
+class RateLimited(QuarterdeckError):
+    default_code = "rate_limited"

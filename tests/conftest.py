@@ -16,13 +16,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from quarterdeck.access import service as access
+from quarterdeck.access.schemas import Actor, GlobalRole
 from quarterdeck.app import create_app
 from quarterdeck.clock import FrozenClock
 from quarterdeck.config import Settings
-from quarterdeck.db import make_engine, make_sessionmaker
+from quarterdeck.db import make_engine, make_sessionmaker, transaction
 from quarterdeck.migrations import upgrade
 from tests.pg_cluster import postgres_cluster
 
@@ -108,9 +111,75 @@ def clock() -> FrozenClock:
     return FrozenClock(NOW)
 
 
+TEST_ACTOR = Actor.system("tests")
+ADMIN_EMAIL = "admin@tests.example"
+
+
+def make_user(
+    sessions: sessionmaker[Session],
+    clock: FrozenClock,
+    email: str,
+    *,
+    role: GlobalRole = GlobalRole.MEMBER,
+    password: str | None = None,
+    teams: dict[str, str] | None = None,
+) -> int:
+    """A user (with team roles) made the way an admin would; returns its id."""
+    from quarterdeck.access.schemas import TeamRoleName
+
+    with transaction(sessions) as session:
+        user = access.create_user(
+            session, TEST_ACTOR, email=email, role=role, password=password, at=clock.now()
+        )
+        for team, team_role in (teams or {}).items():
+            access.set_team_role(session, TEST_ACTOR, user.id, team, TeamRoleName(team_role), at=clock.now())
+        return user.id
+
+
+def make_token(
+    sessions: sessionmaker[Session],
+    clock: FrozenClock,
+    *,
+    user: str | None,
+    scopes: list[str],
+    team: str | None = None,
+) -> str:
+    with transaction(sessions) as session:
+        created = access.create_token(
+            session,
+            TEST_ACTOR,
+            name=f"test-{uuid.uuid4().hex[:6]}",
+            scopes=scopes,
+            user=user,
+            service=user is None,
+            team=team,
+            at=clock.now(),
+        )
+        return created.token
+
+
 @pytest.fixture
-def client(settings: Settings, clock: FrozenClock) -> Iterator[TestClient]:
+def admin_token(sessions: sessionmaker[Session], clock: FrozenClock) -> str:
+    make_user(sessions, clock, ADMIN_EMAIL, role=GlobalRole.ADMIN)
+    return make_token(sessions, clock, user=ADMIN_EMAIL, scopes=["admin"])
+
+
+@pytest.fixture
+def app_under_test(settings: Settings, clock: FrozenClock) -> Iterator[FastAPI]:
     app = create_app(settings, clock=clock)
-    with TestClient(app) as test_client:
-        yield test_client
+    yield app
     app.state.engine.dispose()
+
+
+@pytest.fixture
+def client(app_under_test: FastAPI, admin_token: str) -> Iterator[TestClient]:
+    """A client signed in as an admin, with an API token."""
+    with TestClient(app_under_test, headers={"Authorization": f"Bearer {admin_token}"}) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def anon_client(app_under_test: FastAPI) -> Iterator[TestClient]:
+    """A client with no credentials, like a browser before signing in."""
+    with TestClient(app_under_test) as test_client:
+        yield test_client

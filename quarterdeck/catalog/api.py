@@ -6,10 +6,11 @@ that `_register` builds in a closure.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from quarterdeck.access.deps import ActorDep, reader
 from quarterdeck.catalog import schemas, service
 from quarterdeck.catalog.descriptors.quarterdeck_format import (
     PersonFields,
@@ -21,7 +22,9 @@ from quarterdeck.catalog.descriptors.quarterdeck_format import (
 from quarterdeck.catalog.queries import ServiceFilters
 from quarterdeck.web.deps import ClockDep, SessionDep
 
-router = APIRouter(prefix="/api/v1", tags=["catalog"])
+router = APIRouter(prefix="/api/v1", tags=["catalog"], dependencies=[Depends(reader)])
+public_router = APIRouter(prefix="/api/v1", tags=["catalog"])
+"""Routes anyone may read, signed in or not: the descriptor JSON Schema that editors fetch."""
 
 PageNo = Annotated[int, Query(ge=1, le=100_000)]
 PerPage = Annotated[int, Query(ge=1, le=500)]
@@ -61,9 +64,11 @@ def list_services(
 
 
 @router.post("/services", status_code=201, response_model=schemas.ServiceOut)
-def create_service(body: ServiceFields, session: SessionDep, clock: ClockDep) -> JSONResponse:
+def create_service(
+    body: ServiceFields, session: SessionDep, clock: ClockDep, actor: ActorDep
+) -> JSONResponse:
     with session.begin():
-        row = service.create(session, "service", body.model_dump(exclude_unset=True), now=clock.now())
+        row = service.create(session, actor, "service", body.model_dump(exclude_unset=True), now=clock.now())
     view = service.service_view(session, row.slug, "component")
     return _with_etag(view, view.etag, 201, f"/api/v1/services/{view.slug}")
 
@@ -94,13 +99,14 @@ def replace_service(
     body: ServiceFields,
     session: SessionDep,
     clock: ClockDep,
+    actor: ActorDep,
     if_match: IfMatch = None,
     kind: Kind = None,
 ) -> JSONResponse:
     with session.begin():
         row = service.find_row(session, "service", slug, kind)
         fields = body.model_dump(exclude_unset=True)
-        service.update(session, row, fields, if_match=if_match, partial=False, now=clock.now())
+        service.update(session, actor, row, fields, if_match=if_match, partial=False, now=clock.now())
     view = service.service_view(session, row.slug, row.kind)  # type: ignore[union-attr]
     return _with_etag(view, view.etag)
 
@@ -111,20 +117,29 @@ def patch_service(
     body: PatchBody,
     session: SessionDep,
     clock: ClockDep,
+    actor: ActorDep,
     if_match: IfMatch = None,
     kind: Kind = None,
 ) -> JSONResponse:
     with session.begin():
         row = service.find_row(session, "service", slug, kind)
-        service.update(session, row, body, if_match=if_match, partial=True, now=clock.now())
+        service.update(session, actor, row, body, if_match=if_match, partial=True, now=clock.now())
     view = service.service_view(session, row.slug, row.kind)  # type: ignore[union-attr]
     return _with_etag(view, view.etag)
 
 
 @router.delete("/services/{slug:path}", status_code=204)
-def delete_service(slug: str, session: SessionDep, if_match: IfMatch = None, kind: Kind = None) -> Response:
+def delete_service(
+    slug: str,
+    session: SessionDep,
+    clock: ClockDep,
+    actor: ActorDep,
+    if_match: IfMatch = None,
+    kind: Kind = None,
+) -> Response:
     with session.begin():
-        service.delete(session, service.find_row(session, "service", slug, kind), if_match=if_match)
+        row = service.find_row(session, "service", slug, kind)
+        service.delete(session, actor, row, if_match=if_match, now=clock.now())
     return Response(status_code=204)
 
 
@@ -144,9 +159,9 @@ def _register(table: str, plural: str, fields_model: type[Any], out_model: type[
         items = [view(session, row.slug).model_dump(mode="json") for row in rows]
         return {"items": items, "total": total, "page": page, "per_page": per_page}
 
-    def create(body: fields_model, session: SessionDep, clock: ClockDep) -> JSONResponse:  # type: ignore[valid-type]
+    def create(body: fields_model, session: SessionDep, clock: ClockDep, actor: ActorDep) -> JSONResponse:  # type: ignore[valid-type]
         with session.begin():
-            row = service.create(session, table, body.model_dump(exclude_unset=True), now=clock.now())  # type: ignore[attr-defined]
+            row = service.create(session, actor, table, body.model_dump(exclude_unset=True), now=clock.now())  # type: ignore[attr-defined]
         out = view(session, row.slug)
         return _with_etag(out, out.etag, 201, f"/api/v1/{plural}/{row.slug}")
 
@@ -161,27 +176,36 @@ def _register(table: str, plural: str, fields_model: type[Any], out_model: type[
         body: fields_model,  # type: ignore[valid-type]
         session: SessionDep,
         clock: ClockDep,
+        actor: ActorDep,
         if_match: IfMatch = None,
     ) -> JSONResponse:
         with session.begin():
             row = service.find_row(session, table, key)
             fields = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
-            service.update(session, row, fields, if_match=if_match, partial=False, now=clock.now())
+            service.update(session, actor, row, fields, if_match=if_match, partial=False, now=clock.now())
         out = view(session, row.slug)
         return _with_etag(out, out.etag)
 
     def patch(
-        key: str, body: PatchBody, session: SessionDep, clock: ClockDep, if_match: IfMatch = None
+        key: str,
+        body: PatchBody,
+        session: SessionDep,
+        clock: ClockDep,
+        actor: ActorDep,
+        if_match: IfMatch = None,
     ) -> JSONResponse:
         with session.begin():
             row = service.find_row(session, table, key)
-            service.update(session, row, body, if_match=if_match, partial=True, now=clock.now())
+            service.update(session, actor, row, body, if_match=if_match, partial=True, now=clock.now())
         out = view(session, row.slug)
         return _with_etag(out, out.etag)
 
-    def delete(key: str, session: SessionDep, if_match: IfMatch = None) -> Response:
+    def delete(
+        key: str, session: SessionDep, clock: ClockDep, actor: ActorDep, if_match: IfMatch = None
+    ) -> Response:
         with session.begin():
-            service.delete(session, service.find_row(session, table, key), if_match=if_match)
+            row = service.find_row(session, table, key)
+            service.delete(session, actor, row, if_match=if_match, now=clock.now())
         return Response(status_code=204)
 
     page_model = schemas.Page[out_model]  # type: ignore[valid-type]
@@ -233,6 +257,6 @@ def whois(name: str, session: SessionDep) -> schemas.Whois:
     return service.whois(session, name)
 
 
-@router.get("/schema/descriptor.json")
+@public_router.get("/schema/descriptor.json")
 def descriptor_schema() -> dict[str, Any]:
     return descriptor_json_schema()

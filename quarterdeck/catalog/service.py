@@ -12,6 +12,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from quarterdeck.access import service as access
+from quarterdeck.access.schemas import Actor, Resource
 from quarterdeck.catalog import cache, graph, queries, schemas, search, store
 from quarterdeck.catalog.descriptors.drafts import PersonDraft, ServiceDraft, SystemDraft, TeamDraft
 from quarterdeck.catalog.descriptors.quarterdeck_format import FIELDS_MODELS, to_entity
@@ -57,6 +59,7 @@ __all__ = [
     "neighbourhood",
     "person_view",
     "render_neighbourhood",
+    "resource_of",
     "search_catalog",
     "service_edges",
     "service_facets",
@@ -64,6 +67,7 @@ __all__ = [
     "service_view",
     "system_view",
     "team_view",
+    "teams_of_email",
     "update",
     "whois",
 ]
@@ -100,9 +104,41 @@ def _check_etag(row: store.Entity, if_match: str | None) -> None:
         )
 
 
-def create(session: Session, table: str, fields: dict[str, Any], *, now: datetime) -> store.Entity:
+def resource_of(entity: store.Entity | Any) -> Resource:
+    """A catalog row or draft as the access policy sees it: its type, key, owning team and tier."""
+    if isinstance(entity, Service | ServiceDraft):
+        return Resource(type="service", key=entity.slug, team=entity.owner_ref, tier=entity.tier)
+    if isinstance(entity, Team | TeamDraft):
+        return Resource(type="team", key=entity.slug, team=entity.slug)
+    if isinstance(entity, Person | PersonDraft):
+        return Resource(type="person", key=entity.slug)
+    return Resource(type="system", key=entity.slug, team=entity.owner_ref)
+
+
+def _audit_target(row: store.Entity) -> tuple[str, str]:
+    table, key = store.identity_of(row)
+    return table, key.removeprefix("component:")
+
+
+def _person_resource(session: Session, actor: Actor, row: store.Entity) -> Resource:
+    """A person's own entry is theirs to edit: the actor's user has the person's e-mail."""
+    resource = resource_of(row)
+    if (
+        isinstance(row, Person)
+        and row.email
+        and actor.user_id is not None
+        and access.find_user(session, actor.user_id).email == row.email.lower()
+    ):
+        return Resource(type="person", key=row.slug, owner_user_id=actor.user_id)
+    return resource
+
+
+def create(
+    session: Session, actor: Actor, table: str, fields: dict[str, Any], *, now: datetime
+) -> store.Entity:
     """Add an entity made in the portal; it belongs to the UI source, never touched by imports."""
     entity = to_entity(_validate(table, fields))
+    access.require(actor, "catalog.create", resource_of(entity))
     draft_identity = ("service", f"component:{entity.slug}") if table == "service" else (table, entity.slug)
     existing = store.find(session, draft_identity)
     if existing is not None:
@@ -112,6 +148,9 @@ def create(session: Session, table: str, fields: dict[str, Any], *, now: datetim
     store.save(session, [store.Write(entity)], source=UI_SOURCE, now=now)
     row = store.find(session, draft_identity)
     assert row is not None
+    access.record(
+        session, actor, f"{table}.create", target=_audit_target(row), at=now, after=current_fields(row)
+    )
     return row
 
 
@@ -171,6 +210,7 @@ def current_fields(row: store.Entity) -> dict[str, Any]:
 
 def update(
     session: Session,
+    actor: Actor,
     row: store.Entity,
     fields: dict[str, Any],
     *,
@@ -178,9 +218,15 @@ def update(
     partial: bool,
     now: datetime,
 ) -> store.Entity:
-    """Edit an entity in the portal. An imported entity becomes the portal's: imports leave it alone."""
+    """Edit an entity in the portal. An imported entity becomes the portal's: imports leave it alone.
+
+    The actor must be allowed to edit the entity as it is and, when the owner changes, as it will be:
+    nobody hands a service to a team and keeps editing it, nor takes one from another team.
+    """
+    access.require(actor, "catalog.edit", _person_resource(session, actor, row))
     _check_etag(row, if_match)
     table, _key = store.identity_of(row)
+    before = current_fields(row)
     if partial:
         fields = {**current_fields(row), **fields}
         if table == "team" and "members" not in fields:
@@ -198,10 +244,23 @@ def update(
         )
     fields.setdefault(key, row.slug)
     entity = to_entity(_validate(table, fields))
+    if table != "person":
+        access.require(actor, "catalog.edit", resource_of(entity))
     _keep_what_the_api_cannot_say(row, entity)
     if row.source != UI_SOURCE:
         row.detached_from = row.source
     store.save(session, [store.Write(entity, row=row)], source=UI_SOURCE, now=now)
+    after = current_fields(row)
+    changed = {k for k in after if after.get(k) != before.get(k)}
+    access.record(
+        session,
+        actor,
+        f"{table}.update",
+        target=_audit_target(row),
+        at=now,
+        before={k: before.get(k) for k in sorted(changed)},
+        after={k: after[k] for k in sorted(changed)},
+    )
     return row
 
 
@@ -228,9 +287,30 @@ def _teammembers_of(session: Session, row: store.Entity) -> list[dict[str, str]]
     ]
 
 
-def delete(session: Session, row: store.Entity, *, if_match: str | None) -> None:
+def delete(session: Session, actor: Actor, row: store.Entity, *, if_match: str | None, now: datetime) -> None:
+    access.require(actor, "catalog.delete", _person_resource(session, actor, row))
     _check_etag(row, if_match)
+    table, _key = store.identity_of(row)
+    before, target = current_fields(row), _audit_target(row)
     store.remove(session, row)
+    access.record(session, actor, f"{table}.delete", target=target, at=now, before=before)
+
+
+OWNER_ROLES = frozenset({"owner", "lead", "manager", "tech-lead", "tech_lead"})
+"""Catalog membership roles that make a person an owner of their team in the portal."""
+
+
+def teams_of_email(session: Session, email: str) -> dict[str, str]:
+    """Team slug -> "owner" or "member" for the catalog person with this e-mail (none: no teams)."""
+    person = queries.person_by_key(session, email)
+    if person is None:
+        return {}
+    teams: dict[str, str] = {}
+    for membership in queries.memberships_of_person(session, person):
+        role = "owner" if membership.role.lower() in OWNER_ROLES else "member"
+        if teams.get(membership.team_ref) != "owner":
+            teams[membership.team_ref] = role
+    return teams
 
 
 def find_row(session: Session, table: str, key: str, kind: str | None = None) -> store.Entity:

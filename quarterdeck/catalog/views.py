@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
+from quarterdeck.access.deps import reader
 from quarterdeck.catalog import service
 from quarterdeck.catalog.queries import ServiceFilters
 from quarterdeck.web.deps import SessionDep, SettingsDep
 from quarterdeck.web.templating import is_htmx, templates
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(reader)])
 PageNo = Annotated[int, Query(ge=1, le=100_000)]
 Text = Annotated[str | None, Query(max_length=200)]
 Kind = Annotated[str | None, Query(pattern="^(component|api|resource)$")]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from quarterdeck.errors import (
@@ -16,6 +17,8 @@ from quarterdeck.errors import (
     NotFound,
     PreconditionFailed,
     QuarterdeckError,
+    RateLimited,
+    Unauthenticated,
     Unavailable,
 )
 from quarterdeck.web.templating import is_htmx, templates
@@ -26,6 +29,8 @@ STATUS = [
     (Invalid, 422),
     (Conflict, 409),
     (Forbidden, 403),
+    (Unauthenticated, 401),
+    (RateLimited, 429),
     (Unavailable, 503),
 ]
 
@@ -49,8 +54,19 @@ def error_response(request: Request, status: int, code: str, message: str, detai
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
+    """A page that needs a signed-in user sends a browser to the sign-in page, then back."""
     assert isinstance(exc, QuarterdeckError)
-    return error_response(request, status_of(exc), exc.code, exc.message, exc.details)
+    if isinstance(exc, Unauthenticated) and not _wants_json(request) and request.method == "GET":
+        target = "/login?" + urlencode(
+            {"next": request.url.path + (f"?{request.url.query}" if request.url.query else "")}
+        )
+        if is_htmx(request):
+            return Response(status_code=204, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+    response = error_response(request, status_of(exc), exc.code, exc.message, exc.details)
+    if isinstance(exc, Unauthenticated) and _wants_json(request):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="quarterdeck"'
+    return response
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -11,7 +11,11 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, FileSystemLoader
 
 PACKAGE = Path(__file__).resolve().parent.parent
-TEMPLATE_DIRS = [PACKAGE / "web" / "templates", PACKAGE / "catalog" / "templates"]
+TEMPLATE_DIRS = [
+    PACKAGE / "web" / "templates",
+    PACKAGE / "catalog" / "templates",
+    PACKAGE / "access" / "templates",
+]
 
 templates = Jinja2Templates(directory=str(TEMPLATE_DIRS[0]))
 templates.env.loader = ChoiceLoader([FileSystemLoader(str(d)) for d in TEMPLATE_DIRS])
@@ -41,6 +45,15 @@ def safe_url(url: str | None) -> str:
     return "#unsafe-link"
 
 
+def request_context(request: Request) -> dict[str, Any]:
+    """What every page's frame shows: who is signed in and the CSRF token its forms carry."""
+    return {
+        "actor": getattr(request.state, "actor", None),
+        "csrf_token": getattr(request.state, "csrf_token", None),
+    }
+
+
+templates.context_processors.append(request_context)
 templates.env.filters["safe_url"] = safe_url
 templates.env.globals["tier_labels"] = TIER_LABELS
 templates.env.globals["with_query"] = with_query

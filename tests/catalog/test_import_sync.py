@@ -23,6 +23,7 @@ from quarterdeck.catalog.sync import apply_import
 from quarterdeck.clock import FrozenClock
 from quarterdeck.config import Settings
 from quarterdeck.errors import NotFound
+from tests.conftest import TEST_ACTOR
 
 TEAM = """\
 apiVersion: quarterdeck/v1
@@ -482,7 +483,11 @@ def test_entity_made_in_the_portal_is_not_taken_over_by_an_import(
 ) -> None:
     with session.begin():
         service.create(
-            session, "service", {"slug": "ledger", "owner": "payments-team"}, now=catalog.clock.now()
+            session,
+            TEST_ACTOR,
+            "service",
+            {"slug": "ledger", "owner": "payments-team"},
+            now=catalog.clock.now(),
         )
     source = tmp_path / "src"
     write(source, "quarterdeck.yaml", service_doc("ledger", tier=1))

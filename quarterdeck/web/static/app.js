@@ -57,3 +57,9 @@
     if (live && !live.contains(event.target) && event.target.id !== "global-search") { live.innerHTML = ""; }
   });
 })();
+
+// htmx requests carry the session's CSRF token from the page's meta tag.
+document.addEventListener("htmx:configRequest", function (event) {
+  var meta = document.querySelector('meta[name="csrf-token"]');
+  if (meta) { event.detail.headers["X-CSRF-Token"] = meta.getAttribute("content"); }
+});

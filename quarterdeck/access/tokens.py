@@ -1,0 +1,226 @@
+"""API tokens: shown once, stored as a SHA-256, limited by scopes and an expiry, revocable."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from quarterdeck.access import audit, policy
+from quarterdeck.access.models import ApiToken, User
+from quarterdeck.access.schemas import (
+    Actor,
+    CreatedToken,
+    GlobalRole,
+    Resource,
+    Scope,
+    TeamRoleName,
+    TokenOut,
+)
+from quarterdeck.access.users import actor_for, find_user, hash_secret
+from quarterdeck.errors import Invalid, NotFound, Unauthenticated
+
+TOKEN_PREFIX = "qd_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+"""`last_used_at` is written at most this often per token, so reads do not turn into writes."""
+DURATION = re.compile(r"^(\d{1,5})([hdw])$")
+MAX_EXPIRY = timedelta(days=366)
+
+
+def parse_expiry(text: str | None, *, now: datetime) -> datetime | None:
+    """`30d`, `12h`, `8w` from now, or `never`; anything else is an error naming the value."""
+    if text is None or text.strip().lower() == "never":
+        return None
+    match = DURATION.match(text.strip().lower())
+    if not match or int(match.group(1)) == 0:
+        raise Invalid(
+            f"expiry {text!r} is not a duration like 12h, 30d or 8w (or 'never')",
+            code="access.bad_expiry",
+            details=[{"field": "expires", "message": "expected 12h, 30d, 8w or never"}],
+        )
+    amount, unit = int(match.group(1)), match.group(2)
+    delta = {"h": timedelta(hours=amount), "d": timedelta(days=amount), "w": timedelta(weeks=amount)}[unit]
+    if delta > MAX_EXPIRY:
+        raise Invalid(f"expiry {text!r} is longer than a year", code="access.bad_expiry")
+    return now + delta
+
+
+def parse_scopes(values: Iterable[str]) -> frozenset[Scope]:
+    scopes: set[Scope] = set()
+    for value in values:
+        for part in value.replace(",", " ").split():
+            try:
+                scopes.add(Scope(part))
+            except ValueError:
+                known = ", ".join(s.value for s in Scope)
+                raise Invalid(
+                    f"unknown scope {part!r}: expected one of {known}",
+                    code="access.bad_scope",
+                    details=[{"field": "scopes", "message": f"unknown scope {part!r}"}],
+                ) from None
+    if not scopes:
+        raise Invalid("a token needs at least one scope", code="access.bad_scope")
+    return frozenset(scopes)
+
+
+def token_out(session: Session, token: ApiToken, *, at: datetime) -> TokenOut:
+    user = session.get(User, token.user_id) if token.user_id else None
+    return TokenOut(
+        id=token.id,
+        name=token.name,
+        prefix=token.prefix,
+        scopes=sorted(Scope(s) for s in token.scopes),
+        user=user.email if user else None,
+        team=token.team_slug,
+        created_by=token.created_by,
+        created_at=token.created_at,
+        expires_at=token.expires_at,
+        last_used_at=token.last_used_at,
+        revoked_at=token.revoked_at,
+        active=token.revoked_at is None and (token.expires_at is None or token.expires_at > at),
+    )
+
+
+def create_token(
+    session: Session,
+    actor: Actor,
+    *,
+    name: str,
+    scopes: Iterable[str],
+    user: str | None = None,
+    service: bool = False,
+    team: str | None = None,
+    expires: str | None = "90d",
+    at: datetime,
+) -> CreatedToken:
+    """A personal token acts as its user (never more than the user may do); a service token has no
+    user, is made by admins, and acts within its scopes for one team or, without one, for all."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise Invalid("a token needs a name of 1 to 200 characters", code="access.bad_token_name")
+    wanted = parse_scopes(scopes)
+    owner: User | None = None
+    if service:
+        policy.require(actor, "admin")
+    else:
+        owner = (
+            find_user(session, user)
+            if user
+            else (session.get(User, actor.user_id) if actor.user_id else None)
+        )
+        if owner is None:
+            raise Invalid(
+                "a personal token needs a user: pass one, or make a service token", code="access.no_user"
+            )
+        policy.require(actor, "tokens.manage", Resource(type="token", owner_user_id=owner.id))
+        if Scope.ADMIN in wanted and owner.role != GlobalRole.ADMIN.value:
+            raise Invalid(
+                f"{owner.email} is not an admin: an admin scope would give nothing", code="access.bad_scope"
+            )
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        name=name,
+        secret_hash=hash_secret(raw),
+        prefix=raw[:10],
+        scopes=sorted(s.value for s in wanted),
+        user_id=owner.id if owner else None,
+        team_slug=team.strip().lower() if team else None,
+        created_by=actor.label,
+        created_at=at,
+        expires_at=parse_expiry(expires, now=at),
+    )
+    session.add(token)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "token.create",
+        target=("token", str(token.id)),
+        at=at,
+        after={
+            "name": name,
+            "scopes": token.scopes,
+            "user": owner.email if owner else None,
+            "team": token.team_slug,
+            "expires_at": token.expires_at,
+        },
+    )
+    return CreatedToken(**token_out(session, token, at=at).model_dump(), token=raw)
+
+
+def list_tokens(session: Session, actor: Actor, *, everyone: bool = False, at: datetime) -> list[TokenOut]:
+    """The actor's own tokens; with `everyone`, every token (admins only)."""
+    query = select(ApiToken).order_by(ApiToken.id)
+    if everyone or actor.user_id is None:
+        policy.require(actor, "admin")
+    else:
+        query = query.where(ApiToken.user_id == actor.user_id)
+    return [token_out(session, token, at=at) for token in session.scalars(query).all()]
+
+
+def revoke_token(session: Session, actor: Actor, token_id: int, *, at: datetime) -> TokenOut:
+    """Idempotent: revoking a revoked token changes nothing and writes no second audit entry."""
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound(f"no token {token_id}", code="access.unknown_token")
+    resource = Resource(type="token", key=str(token_id), owner_user_id=token.user_id)
+    if token.user_id is None:
+        policy.require(actor, "admin", resource)
+    else:
+        policy.require(actor, "tokens.manage", resource)
+    if token.revoked_at is None:
+        token.revoked_at = at
+        session.flush()
+        audit.record(session, actor, "token.revoke", target=("token", str(token.id)), at=at, note=token.name)
+    return token_out(session, token, at=at)
+
+
+def token_actor(
+    session: Session,
+    raw: str,
+    *,
+    at: datetime,
+    ip: str | None,
+    teams_of: Callable[[str], Mapping[str, str]] = lambda email: {},
+) -> Actor:
+    """The actor behind a bearer token; the error never repeats the token."""
+    token = session.scalar(select(ApiToken).where(ApiToken.secret_hash == hash_secret(raw)))
+    if token is None:
+        raise Unauthenticated("the API token is not valid", code="access.bad_token")
+    if token.revoked_at is not None:
+        raise Unauthenticated(f"the API token {token.name!r} was revoked", code="access.token_revoked")
+    if token.expires_at is not None and token.expires_at <= at:
+        raise Unauthenticated(f"the API token {token.name!r} has expired", code="access.token_expired")
+    if token.last_used_at is None or at - token.last_used_at >= LAST_USED_RESOLUTION:
+        token.last_used_at = at
+        session.flush()
+    scopes = frozenset(Scope(s) for s in token.scopes)
+    if token.user_id is not None:
+        user = session.get(User, token.user_id)
+        if user is None or not user.active:
+            raise Unauthenticated(
+                f"the owner of API token {token.name!r} is switched off", code="access.inactive"
+            )
+        return actor_for(
+            session,
+            user,
+            catalog_teams=teams_of(user.email),
+            ip=ip,
+            scopes=scopes,
+            token=(token.id, token.name),
+        )
+    teams = {token.team_slug: TeamRoleName.MEMBER} if token.team_slug else {}
+    return Actor(
+        kind="token",
+        name=token.name,
+        role=GlobalRole.ADMIN if Scope.ADMIN in scopes else GlobalRole.MEMBER,
+        token_id=token.id,
+        teams=teams,
+        all_teams=token.team_slug is None,
+        scopes=scopes,
+        ip=ip,
+    )
