@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.orm import Session
 
-from quarterdeck.access.deps import reader
+from quarterdeck.access import service as access
+from quarterdeck.access.deps import ReaderDep, SignedInDep, reader
 from quarterdeck.catalog import service
 from quarterdeck.catalog.queries import ServiceFilters
-from quarterdeck.web.deps import SessionDep, SettingsDep
+from quarterdeck.errors import Invalid
+from quarterdeck.web.deps import ClockDep, SessionDep, SettingsDep
 from quarterdeck.web.templating import is_htmx, templates
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(reader)])
@@ -82,10 +84,73 @@ def service_graph(slug: str, session: SessionDep, kind: Kind = None) -> Response
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-cache"})
 
 
+EDITABLE = ("title", "description", "tier", "lifecycle", "owner", "system")
+
+
+def _edit_page(request: Request, row: object, values: dict[str, object], errors: list[Any]) -> Response:
+    context = {"row": row, "values": values, "errors": errors, "tier_choices": [1, 2, 3, 4]}
+    return templates.TemplateResponse(
+        request, "catalog/service_edit.html", context, status_code=422 if errors else 200
+    )
+
+
+@router.get("/services/{slug:path}/edit", response_class=HTMLResponse, name="service_edit")
+def service_edit_page(
+    request: Request, slug: str, session: SessionDep, actor: SignedInDep, kind: Kind = None
+) -> Response:
+    row = service.find_row(session, "service", slug, kind)
+    access.require(actor, "catalog.edit", service.resource_of(row))
+    fields = service.current_fields(row)
+    return _edit_page(request, row, {key: fields.get(key) for key in EDITABLE}, [])
+
+
+@router.post("/services/{slug:path}/edit", response_class=HTMLResponse)
+def service_edit(
+    request: Request,
+    slug: str,
+    session: SessionDep,
+    actor: SignedInDep,
+    clock: ClockDep,
+    title: Annotated[str, Form(max_length=300)],
+    owner: Annotated[str, Form(max_length=200)],
+    description: Annotated[str, Form(max_length=10_000)] = "",
+    tier: Annotated[str, Form(pattern="^[1-4]?$")] = "",
+    lifecycle: Annotated[str, Form(max_length=100)] = "production",
+    system: Annotated[str, Form(max_length=200)] = "",
+    kind: Kind = None,
+) -> Response:
+    """A portal edit of the fields people change most; the API edits everything."""
+    values: dict[str, object] = {
+        "title": title,
+        "description": description,
+        "tier": int(tier) if tier else None,
+        "lifecycle": lifecycle,
+        "owner": owner,
+        "system": system or None,
+    }
+    try:
+        with session.begin():
+            row = service.find_row(session, "service", slug, kind)
+            service.update(session, actor, row, values, if_match=None, partial=True, now=clock.now())
+    except Invalid as exc:
+        row = service.find_row(session, "service", slug, kind)
+        errors = exc.details if isinstance(exc.details, list) else [{"field": None, "message": exc.message}]
+        return _edit_page(request, row, values, errors)
+    target = f"/services/{row.slug}" + (f"?kind={row.kind}" if row.kind != "component" else "")  # type: ignore[union-attr]
+    return RedirectResponse(target, status_code=303)
+
+
 @router.get("/services/{slug:path}", response_class=HTMLResponse, name="service")
-def service_page(request: Request, slug: str, session: SessionDep, kind: Kind = None) -> Response:
-    view = service.service_view(session, slug, kind)
-    context = {"s": view, "graph_svg": service.render_neighbourhood(session, view.slug, view.kind)}
+def service_page(
+    request: Request, slug: str, session: SessionDep, actor: ReaderDep, kind: Kind = None
+) -> Response:
+    row = service.find_row(session, "service", slug, kind)
+    view = service.service_view(session, row.slug, row.kind)  # type: ignore[union-attr]
+    context = {
+        "s": view,
+        "graph_svg": service.render_neighbourhood(session, view.slug, view.kind),
+        "can_edit": bool(access.can(actor, "catalog.edit", service.resource_of(row))),
+    }
     return templates.TemplateResponse(request, "catalog/service.html", context)
 
 
