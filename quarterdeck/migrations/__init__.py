@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from alembic import command
@@ -10,6 +11,18 @@ from sqlalchemy import Engine
 
 SCRIPT_LOCATION = str(Path(__file__).parent)
 SEARCH_OBJECTS = {"search_fts", "search_vocab"}
+MODEL_MODULES = (
+    "quarterdeck.access.models",
+    "quarterdeck.catalog.models",
+    "quarterdeck.observability.models",
+    "quarterdeck.deploys.models",
+)
+
+
+def load_models() -> None:
+    """Import every domain's tables onto Base.metadata, for autogenerate and the schema test."""
+    for module in MODEL_MODULES:
+        importlib.import_module(module)
 
 
 def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:

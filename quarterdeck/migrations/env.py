@@ -5,10 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-import quarterdeck.access.models  # registers the access tables on Base.metadata
-import quarterdeck.catalog.models  # noqa: F401 - registers the catalog tables on Base.metadata
 from quarterdeck.db import Base, make_engine
-from quarterdeck.migrations import include_object
+from quarterdeck.migrations import include_object, load_models
+
+load_models()
 
 
 def run_migrations() -> None:

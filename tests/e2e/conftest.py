@@ -2,29 +2,41 @@
 
 Run in their own pytest process (see the Makefile): Playwright's sync API and pytest-asyncio-style
 event loops do not mix in one process.
+
+The portal requires signing in, so the app of each module comes with a member who has a password,
+and the `page` and `phone` fixtures are signed in as that member through the real sign-in form
+(once per module: later contexts start from the saved cookies). `anon_page` is a fresh browser
+nobody has signed in with. A module that needs the app configured differently (single sign-on, say)
+overrides the `app_settings` fixture.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, StorageState, expect, sync_playwright
+from sqlalchemy.orm import Session, sessionmaker
 
+from quarterdeck.access.schemas import GlobalRole
 from quarterdeck.app import create_app
 from quarterdeck.catalog.importer import import_source
-from quarterdeck.clock import SystemClock
+from quarterdeck.clock import FrozenClock, SystemClock
 from quarterdeck.config import Settings
 from quarterdeck.db import make_engine, make_sessionmaker
-from tests.conftest import ROOT
+from tests.conftest import ROOT, make_user
 from tests.pg_cluster import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -39,6 +51,49 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
+MEMBER_EMAIL = "member@e2e.example"
+PASSWORD = "correct horse battery staple"
+DESKTOP = {"width": 1280, "height": 800}
+
+AppSettings = Callable[[str], dict[str, Any]]
+"""The app's base URL -> extra `Settings` fields for the app of a module."""
+
+
+class WallClock(FrozenClock):
+    """The system clock in the type `make_user` asks for (it only ever calls `now()`)."""
+
+    def __init__(self) -> None:
+        super().__init__(SystemClock().now())
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class LiveApp:
+    """The example organisation served over HTTP, with a member who may sign in with a password."""
+
+    url: str
+    sessions: sessionmaker[Session]
+    member_email: str = MEMBER_EMAIL
+    password: str = PASSWORD
+
+    def add_user(
+        self, email: str, *, role: GlobalRole = GlobalRole.MEMBER, teams: dict[str, str] | None = None
+    ) -> str:
+        """A user with the shared test password (and team roles, "owner" or "member"); its e-mail."""
+        make_user(self.sessions, WallClock(), email, role=role, password=self.password, teams=teams)
+        return email
+
+
+def sign_in(page: Page, base: str, email: str, password: str = PASSWORD, *, next_: str = "/") -> None:
+    """Sign in through the sign-in form, as a person would, and wait until it lands on `next_`."""
+    page.goto(f"{base}/login?next={next_}")
+    page.locator("#email").fill(email)
+    page.locator("#password").fill(password)
+    page.locator("#password-sign-in").click()
+    expect(page).to_have_url(re.compile(re.escape(base + next_) + r"$"))
+    expect(page.locator("#account-link")).to_have_text(email)
 
 
 @pytest.fixture(scope="session")
@@ -51,32 +106,45 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
+@pytest.fixture(scope="module")
+def app_settings() -> AppSettings:
+    """No extra settings: override in a module to configure its app."""
+    return lambda base_url: {}
+
+
+def _database(request: pytest.FixtureRequest, folder: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{shutil.copy(request.getfixturevalue('sqlite_template'), folder / 'qd.db')}"
+    server: str = request.getfixturevalue("postgres_server")
+    template: str = request.getfixturevalue("postgres_template")
+    name = "qd_e2e_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return f"postgresql+psycopg://{server.split('://', 1)[1]}/{name}"
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def live_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def live_app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, app_settings: AppSettings
+) -> Iterator[LiveApp]:
     """The example organisation served over HTTP, on each database in turn."""
     folder = tmp_path_factory.mktemp("e2e")
-    if request.param == "sqlite":
-        url = f"sqlite:///{shutil.copy(request.getfixturevalue('sqlite_template'), folder / 'qd.db')}"
-    else:
-        server: str = request.getfixturevalue("postgres_server")
-        template: str = request.getfixturevalue("postgres_template")
-        name = "qd_e2e_" + uuid.uuid4().hex[:8]
-        with psycopg.connect(server + "/postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        url = f"postgresql+psycopg://{server.split('://', 1)[1]}/{name}"
-    settings = Settings(database_url=url, git_cache_dir=folder / "git")
-    engine = make_engine(url)
-    report = import_source(
-        make_sessionmaker(engine), str(ROOT / "examples"), settings=settings, clock=SystemClock()
-    )
-    assert report.errors == []
-    engine.dispose()
+    url = _database(request, folder)
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    base = f"http://127.0.0.1:{port}"
+    settings = Settings(
+        database_url=url, git_cache_dir=folder / "git", base_url=base, **app_settings(base)
+    )
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    report = import_source(sessions, str(ROOT / "examples"), settings=settings, clock=SystemClock())
+    assert report.errors == []
+    make_user(sessions, WallClock(), MEMBER_EMAIL, role=GlobalRole.MEMBER, password=PASSWORD)
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server_ = uvicorn.Server(config)
     thread = threading.Thread(target=server_.run, daemon=True)
     thread.start()
-    base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while True:
         try:
@@ -86,22 +154,53 @@ def live_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             pass
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
-    yield base
+    yield LiveApp(url=base, sessions=sessions)
     server_.should_exit = True
     thread.join(timeout=10)
+    app.state.engine.dispose()
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def live_url(live_app: LiveApp) -> str:
+    return live_app.url
+
+
+@pytest.fixture(scope="module")
+def member_state(browser: Browser, live_app: LiveApp) -> StorageState:
+    """The cookies of a browser that signed in as the member through the sign-in form."""
+    context = browser.new_context(viewport=DESKTOP)
+    try:
+        sign_in(context.new_page(), live_app.url, live_app.member_email, live_app.password)
+        return context.storage_state()
+    finally:
+        context.close()
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+def page(browser: Browser, member_state: StorageState) -> Iterator[Page]:
+    """A desktop browser signed in as the member."""
+    context = browser.new_context(viewport=DESKTOP, storage_state=member_state)
     opened = context.new_page()
     yield opened
     context.close()
 
 
 @pytest.fixture
-def phone(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+def phone(browser: Browser, member_state: StorageState) -> Iterator[Page]:
+    """A phone-sized browser signed in as the member."""
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, storage_state=member_state
+    )
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+@pytest.fixture
+def anon_page(browser: Browser) -> Iterator[Page]:
+    """A desktop browser nobody has signed in with."""
+    context = browser.new_context(viewport=DESKTOP)
     opened = context.new_page()
     yield opened
     context.close()

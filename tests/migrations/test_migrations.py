@@ -6,10 +6,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-import quarterdeck.access.models
-import quarterdeck.catalog.models  # noqa: F401 - registers the tables
 from quarterdeck.db import Base, make_engine
-from quarterdeck.migrations import downgrade, include_object, upgrade
+from quarterdeck.migrations import downgrade, include_object, load_models, upgrade
+
+load_models()
 
 
 def test_head_matches_models(db_url: str) -> None:

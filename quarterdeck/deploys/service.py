@@ -1,0 +1,544 @@
+"""Deploy use cases: environments, deploy reports, history, live versions, what changed, the matrix,
+and approvals of production changes. The only place deploy rules live; callers own the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from quarterdeck.access import service as access
+from quarterdeck.access.schemas import Actor, ApprovalOut, Resource
+from quarterdeck.catalog import service as catalog
+from quarterdeck.catalog.queries import ServiceFilters
+from quarterdeck.deploys import queries
+from quarterdeck.deploys.models import Deploy, DeployStatus, Environment, LiveVersion, Release
+from quarterdeck.deploys.queries import DeployFilters
+from quarterdeck.deploys.schemas import (
+    ChangeOut,
+    DeployOut,
+    DeployPage,
+    DeployReport,
+    EnvironmentIn,
+    EnvironmentOut,
+    LiveEnvironment,
+    LiveOut,
+    MatrixPage,
+    MatrixRow,
+    RegistryImage,
+    RegistryState,
+    ReleaseOut,
+    ReportResult,
+)
+from quarterdeck.errors import Conflict, Invalid, InvalidTransition, NotFound, QuarterdeckError
+from quarterdeck.integrations.oci_registry import ImageTag, parse_image_ref
+
+__all__ = [
+    "DeployFilters",
+    "apply_environments",
+    "approvals",
+    "can_decide",
+    "changes_of",
+    "decide_approval",
+    "deploy_view",
+    "environments",
+    "list_deploys",
+    "live_of",
+    "matrix",
+    "put_environment",
+    "report",
+    "request_approval",
+]
+
+NEXT_STATUSES: dict[DeployStatus, frozenset[DeployStatus]] = {
+    DeployStatus.RUNNING: frozenset({DeployStatus.SUCCEEDED, DeployStatus.FAILED, DeployStatus.ROLLED_BACK}),
+    DeployStatus.SUCCEEDED: frozenset({DeployStatus.ROLLED_BACK}),
+    DeployStatus.FAILED: frozenset(),
+    DeployStatus.ROLLED_BACK: frozenset(),
+}
+"""A report may move a deploy on, never back: a finished deploy does not start running again."""
+CLOCK_SKEW = timedelta(minutes=5)
+REGISTRY_IMAGES = 50
+
+
+class Registry(Protocol):
+    def images(self, registry: str, repository: str, *, limit: int = 100) -> list[ImageTag]: ...
+
+
+# ---------------------------------------------------------------- environments
+
+
+def env_out(env: Environment) -> EnvironmentOut:
+    return EnvironmentOut(slug=env.slug, name=env.name, position=env.position, production=env.production)
+
+
+def environments(session: Session) -> list[EnvironmentOut]:
+    return [env_out(env) for env in queries.environments(session)]
+
+
+def put_environment(
+    session: Session, actor: Actor, slug: str, body: EnvironmentIn, *, at: datetime
+) -> Environment:
+    """Create or change an environment (admins). Its slug is what reports name."""
+    access.require(actor, "settings.edit", Resource(type="environment", key=slug))
+    env = session.scalar(select(Environment).where(Environment.slug == slug))
+    before = env_out(env).model_dump() if env else None
+    if env is None:
+        env = Environment(slug=slug, created_at=at)
+        session.add(env)
+    env.name, env.position, env.production = body.name, body.position, body.production
+    session.flush()
+    after = env_out(env).model_dump()
+    if before != after:
+        access.record(
+            session, actor, "environment.put", target=("environment", slug), at=at, before=before, after=after
+        )
+    return env
+
+
+def apply_environments(
+    session: Session, actor: Actor, declared: Sequence[tuple[str, EnvironmentIn]], *, at: datetime
+) -> list[EnvironmentOut]:
+    """Make the environments match a declared list (in its order). None is removed: deploys refer to them."""
+    for slug, body in declared:
+        put_environment(session, actor, slug, body, at=at)
+    return environments(session)
+
+
+def _environment(session: Session, slug: str, cache: dict[str, Environment] | None = None) -> Environment:
+    if cache is not None and slug in cache:
+        return cache[slug]
+    env = session.scalar(select(Environment).where(Environment.slug == slug))
+    if env is None:
+        known = ", ".join(e.slug for e in queries.environments(session)) or "none yet"
+        raise NotFound(
+            f"no environment {slug!r} (known: {known})",
+            code="deploys.unknown_environment",
+            details=[{"field": "environment", "message": f"no environment {slug!r}"}],
+        )
+    if cache is not None:
+        cache[slug] = env
+    return env
+
+
+# ---------------------------------------------------------------- reports
+
+
+def deploy_out(deploy: Deploy, env: Environment, release: Release) -> DeployOut:
+    return DeployOut(
+        id=deploy.id,
+        external_id=deploy.external_id,
+        service=deploy.service_slug,
+        environment=env.slug,
+        status=DeployStatus(deploy.status),
+        source=deploy.source,
+        deployed_by=deploy.deployed_by,
+        started_at=deploy.started_at,
+        finished_at=deploy.finished_at,
+        notes=deploy.notes,
+        release=release_out(release),
+        url=f"/deploys/{deploy.id}",
+    )
+
+
+def release_out(release: Release) -> ReleaseOut:
+    return ReleaseOut(
+        version=release.version,
+        image=release.image,
+        digest=release.digest,
+        commit=release.commit,
+        notes=release.notes,
+        created_by=release.created_by,
+        created_at=release.created_at,
+    )
+
+
+def _check_times(report: DeployReport, at: datetime) -> None:
+    problems = []
+    if report.started_at > at + CLOCK_SKEW:
+        problems.append({"field": "started_at", "message": "is in the future"})
+    if report.finished_at is not None and report.finished_at < report.started_at:
+        problems.append({"field": "finished_at", "message": "is before started_at"})
+    if report.status is DeployStatus.RUNNING and report.finished_at is not None:
+        problems.append({"field": "finished_at", "message": "a running deploy has not finished"})
+    if problems:
+        first = problems[0]
+        raise Invalid(
+            f"deploy {report.id!r}: {first['field']} {first['message']}",
+            code="deploys.bad_times",
+            details=problems,
+        )
+
+
+def _image_parts(report: DeployReport) -> tuple[str | None, str | None]:
+    """The image reference as given, and its digest when the reference pins one."""
+    if report.image is None:
+        return None, None
+    try:
+        ref = parse_image_ref(report.image)
+    except Invalid as exc:
+        raise Invalid(
+            f"deploy {report.id!r}: image {exc.message}",
+            code="deploys.bad_image",
+            details=[{"field": "image", "message": exc.message}],
+        ) from exc
+    return report.image, ref.digest
+
+
+def _release(session: Session, actor: Actor, report: DeployReport, at: datetime) -> Release:
+    image, digest = _image_parts(report)
+    release = session.scalar(
+        select(Release).where(Release.service_slug == report.service, Release.version == report.version)
+    )
+    if release is None:
+        release = Release(
+            service_slug=report.service,
+            version=report.version,
+            image=image,
+            digest=digest,
+            commit=report.commit,
+            notes=report.notes,
+            created_by=actor.label,
+            created_at=at,
+        )
+        session.add(release)
+        session.flush()
+        return release
+    for field, given in (("image", image), ("commit", report.commit)):
+        known = getattr(release, field)
+        if given is not None and known is not None and given != known:
+            raise Conflict(
+                f"version {report.version} of {report.service} was released with {field} {known}; "
+                f"this report says {given}",
+                code="deploys.release_mismatch",
+                details=[{"field": field, "message": f"expected {known}"}],
+            )
+        if known is None and given is not None:
+            setattr(release, field, given)
+    if release.digest is None and digest is not None:
+        release.digest = digest
+    return release
+
+
+def _refresh_live(session: Session, service: str, environment_id: int) -> None:
+    newest = queries.newest_succeeded(session, service, environment_id)
+    live = session.get(LiveVersion, (service, environment_id))
+    if newest is None:
+        if live is not None:
+            session.delete(live)
+    elif live is None:
+        session.add(LiveVersion(service_slug=service, environment_id=environment_id, deploy_id=newest.id))
+    else:
+        live.deploy_id = newest.id
+    session.flush()
+
+
+class _Lookups:
+    """What a batch of reports looks up again and again: services' owners and environments."""
+
+    def __init__(self) -> None:
+        self.services: dict[str, Resource] = {}
+        self.environments: dict[str, Environment] = {}
+
+    def resource(self, session: Session, report: DeployReport) -> tuple[Resource, Environment]:
+        env = _environment(session, report.environment, self.environments)
+        base = self.services.get(report.service)
+        if base is None:
+            row = catalog.find_row(session, "service", report.service)
+            base = self.services[report.service] = catalog.resource_of(row)
+        resource = Resource(
+            type="service",
+            key=base.key,
+            team=base.team,
+            tier=base.tier,
+            environment=env.slug,
+            production=env.production,
+        )
+        return resource, env
+
+
+def _report_one(
+    session: Session, actor: Actor, report: DeployReport, lookups: _Lookups, at: datetime
+) -> ReportResult:
+    resource, env = lookups.resource(session, report)
+    access.require(actor, "deploy", resource)
+    _check_times(report, at)
+    existing = session.scalar(select(Deploy).where(Deploy.external_id == report.id))
+    if existing is not None:
+        return _update(session, actor, existing, env, report, at)
+    release = _release(session, actor, report, at)
+    deploy = Deploy(
+        external_id=report.id,
+        service_slug=report.service,
+        environment_id=env.id,
+        release_id=release.id,
+        status=report.status.value,
+        source=report.source.value,
+        deployed_by=actor.label,
+        started_at=report.started_at,
+        finished_at=report.finished_at,
+        notes=report.notes,
+        reported_at=at,
+    )
+    session.add(deploy)
+    session.flush()
+    if report.status is DeployStatus.SUCCEEDED:
+        _refresh_live(session, report.service, env.id)
+    out = deploy_out(deploy, env, release)
+    access.record(
+        session,
+        actor,
+        "deploy.report",
+        target=("deploy", str(deploy.id)),
+        at=at,
+        after=out.model_dump(mode="json"),
+    )
+    return ReportResult(deploy=out, outcome="created")
+
+
+def _update(
+    session: Session, actor: Actor, deploy: Deploy, env: Environment, report: DeployReport, at: datetime
+) -> ReportResult:
+    release = session.get_one(Release, deploy.release_id)
+    if (deploy.service_slug, deploy.environment_id, release.version) != (
+        report.service,
+        env.id,
+        report.version,
+    ):
+        raise Conflict(
+            f"deploy id {report.id!r} already reports {deploy.service_slug} {release.version} "
+            f"to another environment or version; a new deploy needs a new id",
+            code="deploys.id_reused",
+            details={"id": report.id},
+        )
+    current, wanted = DeployStatus(deploy.status), report.status
+    if current is wanted and deploy.finished_at == report.finished_at:
+        return ReportResult(deploy=deploy_out(deploy, env, release), outcome="unchanged")
+    if current is not wanted and wanted not in NEXT_STATUSES[current]:
+        raise InvalidTransition(
+            f"deploy {report.id!r} is {current.value}; it cannot become {wanted.value}",
+            code="deploys.bad_transition",
+            details={"from": current.value, "to": wanted.value},
+        )
+    before = {"status": deploy.status, "finished_at": deploy.finished_at}
+    deploy.status, deploy.finished_at = wanted.value, report.finished_at
+    if report.notes:
+        deploy.notes = report.notes
+    session.flush()
+    _refresh_live(session, deploy.service_slug, env.id)
+    access.record(
+        session,
+        actor,
+        "deploy.update",
+        target=("deploy", str(deploy.id)),
+        at=at,
+        before=before,
+        after={"status": deploy.status, "finished_at": deploy.finished_at},
+    )
+    return ReportResult(deploy=deploy_out(deploy, env, release), outcome="updated")
+
+
+def report(
+    session: Session, actor: Actor, reports: Sequence[DeployReport], *, at: datetime
+) -> list[ReportResult]:
+    """Record deploys done elsewhere, all or nothing: one bad report refuses the batch, and the error
+    says which one (`details.index`)."""
+    lookups = _Lookups()
+    results = []
+    for index, one in enumerate(reports):
+        try:
+            results.append(_report_one(session, actor, one, lookups, at))
+        except QuarterdeckError as exc:
+            if len(reports) > 1:
+                exc.message = f"report {index} ({one.id}): {exc.message}"
+                exc.details = {"index": index, "id": one.id, "problems": exc.details}
+            raise
+    return results
+
+
+# ---------------------------------------------------------------- reading
+
+
+def deploy_view(session: Session, deploy_id: int) -> DeployOut:
+    row = queries.by_id(session, deploy_id)
+    if row is None:
+        raise NotFound(f"no deploy {deploy_id}", code="deploys.unknown_deploy")
+    return deploy_out(*row)
+
+
+def list_deploys(
+    session: Session, filters: DeployFilters, *, page: int = 1, per_page: int = 50
+) -> DeployPage:
+    if filters.service:
+        catalog.find_row(session, "service", filters.service)
+    if filters.environment:
+        _environment(session, filters.environment)
+    rows, total = queries.page_of(session, filters, page=page, per_page=per_page)
+    return DeployPage(items=[deploy_out(*row) for row in rows], total=total, page=page, per_page=per_page)
+
+
+def _registry_state(repository: str | None, registry: Registry | None) -> RegistryState:
+    if not repository:
+        return RegistryState(repository=None, error="the service names no image repository (field `image`)")
+    if registry is None:
+        return RegistryState(repository=repository, error="no registry is configured")
+    try:
+        ref = parse_image_ref(repository)
+        found = registry.images(ref.registry, ref.repository, limit=REGISTRY_IMAGES)
+    except QuarterdeckError as exc:
+        return RegistryState(repository=repository, error=f"the registry could not be read: {exc.message}")
+    images = [RegistryImage(tag=i.tag, digest=i.digest, created=i.created) for i in found]
+    return RegistryState(repository=repository, latest=images[0] if images else None, images=images)
+
+
+def _behind(deploy: DeployOut | None, state: RegistryState) -> int | None:
+    """Distinct images newer than the live one; None when the live image is not in the registry."""
+    if deploy is None or not state.images:
+        return None
+    live_digest = deploy.release.digest
+    live_tag = (
+        deploy.release.image.rsplit(":", 1)[-1]
+        if deploy.release.image and "@" not in deploy.release.image
+        else None
+    )
+    seen: list[str] = []
+    for image in state.images:
+        if image.digest == live_digest or (
+            live_digest is None and image.tag in {live_tag, deploy.release.version}
+        ):
+            return len(seen)
+        if image.digest not in seen:
+            seen.append(image.digest)
+    return None
+
+
+def live_of(session: Session, slug: str, *, registry: Registry | None) -> LiveOut:
+    """Per environment, what runs now; and the registry's newest images, and how far behind each is."""
+    row = catalog.find_row(session, "service", slug)
+    by_env = {env.slug: deploy_out(d, env, r) for d, env, r in queries.live_rows(session, [row.slug])}
+    state = _registry_state(getattr(row, "image_repository", None), registry)
+    envs = [
+        LiveEnvironment(
+            environment=env, deploy=by_env.get(env.slug), behind=_behind(by_env.get(env.slug), state)
+        )
+        for env in environments(session)
+    ]
+    return LiveOut(service=row.slug, environments=envs, registry=state)
+
+
+def _compare_url(repo: str | None, old: str | None, new: str | None) -> str | None:
+    if not repo or not old or not new or old == new:
+        return None
+    base = repo.removesuffix(".git").rstrip("/")
+    if "gitlab" in base:
+        return f"{base}/-/compare/{old}...{new}"
+    return f"{base}/compare/{old}...{new}"
+
+
+def changes_of(session: Session, deploy_id: int, *, repo_url: str | None = None) -> ChangeOut:
+    """The releases a deploy brought over what was live before it in the same environment."""
+    row = queries.by_id(session, deploy_id)
+    if row is None:
+        raise NotFound(f"no deploy {deploy_id}", code="deploys.unknown_deploy")
+    deploy, env, release = row
+    previous = queries.newest_succeeded(session, deploy.service_slug, env.id, before=deploy)
+    previous_row = queries.by_id(session, previous.id) if previous else None
+    after = previous_row[2].created_at if previous_row else None
+    releases = (
+        []
+        if previous_row and previous_row[2].id == release.id
+        else queries.releases_between(session, deploy.service_slug, after, release.created_at)
+    )
+    return ChangeOut(
+        previous=deploy_out(*previous_row) if previous_row else None,
+        releases=[release_out(r) for r in releases],
+        compare_url=_compare_url(repo_url, previous_row[2].commit if previous_row else None, release.commit),
+    )
+
+
+def matrix(
+    session: Session, *, owner: str | None = None, text: str | None = None, page: int = 1, per_page: int = 100
+) -> MatrixPage:
+    """Services x environments with the version live in each: one page of services, one query for them."""
+    services = catalog.list_services(
+        session,
+        ServiceFilters(owner, None, None, None, None, "component", None, text),
+        page=page,
+        per_page=per_page,
+    )
+    envs = environments(session)
+    live: dict[tuple[str, str], DeployOut] = {
+        (d.service_slug, env.slug): deploy_out(d, env, r)
+        for d, env, r in queries.live_rows(session, [s.slug for s in services.items])
+    }
+    rows = [
+        MatrixRow(
+            service=s.slug,
+            title=s.title,
+            owner=s.owner,
+            tier=s.tier,
+            live={env.slug: live.get((s.slug, env.slug)) for env in envs},
+        )
+        for s in services.items
+    ]
+    return MatrixPage(environments=envs, rows=rows, total=services.total, page=page, per_page=per_page)
+
+
+# ---------------------------------------------------------------- approvals
+
+
+def _approval_resource(session: Session, service: str, environment: str) -> Resource:
+    row = catalog.find_row(session, "service", service)
+    env = _environment(session, environment)
+    base = catalog.resource_of(row)
+    return Resource(
+        type="service",
+        key=base.key,
+        team=base.team,
+        tier=base.tier,
+        environment=env.slug,
+        production=env.production,
+    )
+
+
+def request_approval(
+    session: Session,
+    actor: Actor,
+    *,
+    service: str,
+    environment: str,
+    version: str | None,
+    summary: str,
+    at: datetime,
+) -> ApprovalOut:
+    """Ask before shipping. Tier-1 production changes wait for a second person; others need none."""
+    resource = _approval_resource(session, service, environment)
+    return access.approval_out(
+        access.request_approval(session, actor, resource, version=version, summary=summary, at=at)
+    )
+
+
+def decide_approval(
+    session: Session, actor: Actor, approval_id: int, *, approve: bool, reason: str | None, at: datetime
+) -> ApprovalOut:
+    return access.approval_out(
+        access.decide(session, actor, approval_id, approve=approve, reason=reason, at=at)
+    )
+
+
+def approvals(
+    session: Session, *, status: str | None = None, service: str | None = None
+) -> list[ApprovalOut]:
+    return [
+        access.approval_out(row) for row in access.list_approvals(session, status=status, service=service)
+    ]
+
+
+def can_decide(session: Session, actor: Actor, approval_id: int) -> bool:
+    """For pages: whether to show this actor the approve and reject buttons."""
+    row = access.get_approval(session, approval_id)
+    return row.status == "pending" and bool(access.can(actor, "approval.decide", access.resource_of(row)))
