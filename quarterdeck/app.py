@@ -21,6 +21,12 @@ from quarterdeck.catalog import views as catalog_views
 from quarterdeck.clock import Clock, SystemClock
 from quarterdeck.config import Settings
 from quarterdeck.db import make_engine, make_sessionmaker
+from quarterdeck.deploys import api as deploys_api
+from quarterdeck.deploys import views as deploys_views
+from quarterdeck.integrations.oci_registry import CachedRegistry, RegistryClient
+from quarterdeck.integrations.prometheus import PrometheusClient
+from quarterdeck.observability import api as observability_api
+from quarterdeck.observability import service as observability_service
 from quarterdeck.web import errors
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -113,6 +119,23 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.sessions = make_sessionmaker(engine)
     app.state.clock = clock or SystemClock()
     app.state.teams_of = catalog_service.teams_of_email
+    observability_service.check_templates(settings.link_templates)
+    app.state.registry = CachedRegistry(
+        RegistryClient(
+            username=settings.registry_username,
+            password=settings.registry_password,
+            plain_http_hosts=frozenset(
+                h.strip() for h in settings.registry_plain_http.split(",") if h.strip()
+            ),
+        ),
+        ttl_seconds=settings.registry_cache_seconds,
+        clock=app.state.clock,
+    )
+    app.state.prometheus = (
+        PrometheusClient(settings.prometheus_url, timeout=settings.prometheus_timeout_seconds)
+        if settings.prometheus_url
+        else None
+    )
     errors.install(app)
     registry = CollectorRegistry()
     app.add_middleware(MetricsMiddleware, registry=registry)
@@ -135,6 +158,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     app.include_router(access_api.router)
     app.include_router(access_views.router)
+    # Deploy and graph routes under /services/{slug}/... come before the catalog's catch-all slug paths.
+    app.include_router(deploys_api.router)
+    app.include_router(observability_api.router)
+    app.include_router(deploys_views.router)
     app.include_router(catalog_api.router)
     app.include_router(catalog_api.public_router)
     app.include_router(catalog_views.router)

@@ -10,6 +10,7 @@ from quarterdeck.access import cli as access_cli
 from quarterdeck.catalog import cli as catalog_cli
 from quarterdeck.console import load_settings
 from quarterdeck.db import make_engine
+from quarterdeck.deploys import cli as deploys_cli
 
 app = typer.Typer(help="Quarterdeck: who owns what, and how to reach them.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -48,3 +49,4 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] 
 
 catalog_cli.register(app)
 access_cli.register(app)
+deploys_cli.register(app)

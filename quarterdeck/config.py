@@ -61,6 +61,10 @@ class Settings(BaseSettings):
 
     prometheus_url: str | None = Field(default=None, description="Prometheus base URL for service graphs")
     prometheus_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    link_templates: dict[str, str] = Field(
+        default_factory=dict,
+        description="Links into logs and dashboards: title -> URL naming {service} {env} {from} {to} ...",
+    )
 
     @field_validator("database_url")
     @classmethod

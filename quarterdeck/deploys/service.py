@@ -40,11 +40,13 @@ from quarterdeck.integrations.oci_registry import ImageTag, parse_image_ref
 __all__ = [
     "DeployFilters",
     "apply_environments",
+    "approval",
     "approvals",
     "can_decide",
     "changes_of",
     "decide_approval",
     "deploy_view",
+    "env_out",
     "environments",
     "list_deploys",
     "live_of",
@@ -528,6 +530,10 @@ def decide_approval(
     return access.approval_out(
         access.decide(session, actor, approval_id, approve=approve, reason=reason, at=at)
     )
+
+
+def approval(session: Session, approval_id: int) -> ApprovalOut:
+    return access.approval_out(access.get_approval(session, approval_id))
 
 
 def approvals(

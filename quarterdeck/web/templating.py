@@ -15,6 +15,7 @@ TEMPLATE_DIRS = [
     PACKAGE / "web" / "templates",
     PACKAGE / "catalog" / "templates",
     PACKAGE / "access" / "templates",
+    PACKAGE / "deploys" / "templates",
 ]
 
 templates = Jinja2Templates(directory=str(TEMPLATE_DIRS[0]))

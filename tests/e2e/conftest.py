@@ -27,7 +27,7 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, StorageState, expect, sync_playwright
+from playwright.sync_api import Browser, Page, StorageState, ViewportSize, expect, sync_playwright
 from sqlalchemy.orm import Session, sessionmaker
 
 from quarterdeck.access.schemas import GlobalRole
@@ -53,7 +53,7 @@ CHROMIUM_ARGS = [
 ]
 MEMBER_EMAIL = "member@e2e.example"
 PASSWORD = "correct horse battery staple"
-DESKTOP = {"width": 1280, "height": 800}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 
 AppSettings = Callable[[str], dict[str, Any]]
 """The app's base URL -> extra `Settings` fields for the app of a module."""
@@ -132,9 +132,7 @@ def live_app(
     url = _database(request, folder)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    settings = Settings(
-        database_url=url, git_cache_dir=folder / "git", base_url=base, **app_settings(base)
-    )
+    settings = Settings(database_url=url, git_cache_dir=folder / "git", base_url=base, **app_settings(base))
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     report = import_source(sessions, str(ROOT / "examples"), settings=settings, clock=SystemClock())

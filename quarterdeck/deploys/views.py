@@ -1,0 +1,147 @@
+"""Deploy pages: a service's deploys tab (live versions, registry, graphs, history), a deploy's detail,
+the environment matrix, the recent deploys feed, and approvals."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from quarterdeck.access.deps import ReaderDep, SignedInDep, reader
+from quarterdeck.catalog import service as catalog
+from quarterdeck.deploys import service
+from quarterdeck.deploys.service import DeployFilters
+from quarterdeck.observability import service as observability
+from quarterdeck.web.deps import ClockDep, SessionDep, SettingsDep
+from quarterdeck.web.templating import is_htmx, templates
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(reader)])
+PageNo = Annotated[int, Query(ge=1, le=100_000)]
+Text = Annotated[str | None, Query(max_length=200)]
+Status = Annotated[str | None, Query(pattern="^(running|succeeded|failed|rolled_back)?$")]
+HISTORY_PAGE = 25
+LINK_BEFORE, LINK_AFTER = timedelta(minutes=15), timedelta(minutes=30)
+
+
+def _repo_url(links: list[dict[str, str]]) -> str | None:
+    return next((link["url"] for link in links if link.get("kind") in {"repo", "source"}), None)
+
+
+@router.get("/services/{slug:path}/deploys", response_class=HTMLResponse, name="service_deploys")
+def service_deploys(
+    request: Request,
+    slug: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    environment: Text = None,
+    status: Status = None,
+    page: PageNo = 1,
+) -> Response:
+    view = catalog.service_view(session, slug)
+    history = service.list_deploys(
+        session,
+        DeployFilters(view.slug, environment or None, status or None),
+        page=page,
+        per_page=HISTORY_PAGE,
+    )
+    if is_htmx(request):
+        return templates.TemplateResponse(request, "deploys/_history.html", {"s": view, "history": history})
+    now = clock.now()
+    context = {
+        "s": view,
+        "live": service.live_of(session, view.slug, registry=request.app.state.registry),
+        "history": history,
+        "environments": service.environments(session),
+        "filters": {"environment": environment or "", "status": status or ""},
+        "links": observability.links_for(
+            settings.link_templates, service=view.slug, start=now - timedelta(hours=1), end=now
+        ),
+        "ranges": ["15m", "1h", "6h", "24h", "7d"],
+    }
+    return templates.TemplateResponse(request, "deploys/service_deploys.html", context)
+
+
+@router.get("/deploys/{deploy_id}", response_class=HTMLResponse, name="deploy")
+def deploy_page(
+    request: Request, deploy_id: int, session: SessionDep, settings: SettingsDep, clock: ClockDep
+) -> Response:
+    deploy = service.deploy_view(session, deploy_id)
+    view = catalog.service_view(session, deploy.service)
+    end = (deploy.finished_at or clock.now()) + LINK_AFTER
+    context = {
+        "d": deploy,
+        "s": view,
+        "changes": service.changes_of(session, deploy_id, repo_url=_repo_url(view.links)),
+        "links": observability.links_for(
+            settings.link_templates,
+            service=deploy.service,
+            env=deploy.environment,
+            start=deploy.started_at - LINK_BEFORE,
+            end=end,
+        ),
+    }
+    return templates.TemplateResponse(request, "deploys/deploy.html", context)
+
+
+@router.get("/deploys", response_class=HTMLResponse, name="deploys_feed")
+def feed(
+    request: Request,
+    session: SessionDep,
+    service_: Annotated[str | None, Query(alias="service", max_length=200)] = None,
+    environment: Text = None,
+    status: Status = None,
+    page: PageNo = 1,
+) -> Response:
+    filters = DeployFilters(service_ or None, environment or None, status or None)
+    context = {
+        "feed": service.list_deploys(session, filters, page=page, per_page=50),
+        "environments": service.environments(session),
+        "filters": {"service": service_ or "", "environment": environment or "", "status": status or ""},
+    }
+    return templates.TemplateResponse(request, "deploys/feed.html", context)
+
+
+@router.get("/environments", response_class=HTMLResponse, name="matrix")
+def matrix_page(
+    request: Request, session: SessionDep, owner: Text = None, q: Text = None, page: PageNo = 1
+) -> Response:
+    context = {
+        "matrix": service.matrix(session, owner=owner or None, text=q or None, page=page, per_page=100),
+        "filters": {"owner": owner or "", "q": q or ""},
+    }
+    return templates.TemplateResponse(request, "deploys/matrix.html", context)
+
+
+@router.get("/approvals", response_class=HTMLResponse, name="approvals")
+def approvals_page(
+    request: Request,
+    session: SessionDep,
+    actor: ReaderDep,
+    status: Annotated[str | None, Query(pattern="^(pending|approved|rejected|not_required)?$")] = "pending",
+) -> Response:
+    rows = service.approvals(session, status=status or None)
+    context = {
+        "approvals": rows,
+        "deciders": {a.id for a in rows if service.can_decide(session, actor, a.id)},
+        "status": status or "",
+    }
+    return templates.TemplateResponse(request, "deploys/approvals.html", context)
+
+
+@router.post("/approvals/{approval_id}/{decision}")
+def decide(
+    approval_id: int,
+    decision: Annotated[str, Path(pattern="^(approve|reject)$")],
+    session: SessionDep,
+    actor: SignedInDep,
+    clock: ClockDep,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    with session.begin():
+        service.decide_approval(
+            session, actor, approval_id, approve=decision == "approve", reason=reason or None, at=clock.now()
+        )
+    return RedirectResponse("/approvals", status_code=303)
