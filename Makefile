@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export QD_DATABASE_URL ?= sqlite:///./var/quarterdeck.db
 
-.PHONY: run test test-deps lint bench clean
+.PHONY: run test test-deps lint bench bench-deploys clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,9 +13,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[test]'
 	touch $(STAMP)
 
+DEMO_ADMIN ?= admin@northwind.example
+DEMO_PASSWORD ?= northwind-demo-admin
+
 run: $(STAMP)
 	$(BIN)/quarterdeck db upgrade
 	$(BIN)/quarterdeck import examples
+	$(BIN)/quarterdeck environments apply examples/environments.yaml
+	$(BIN)/quarterdeck deploys report --file examples/deploys.yaml > /dev/null
+	$(BIN)/quarterdeck users create-admin --email $(DEMO_ADMIN) --password $(DEMO_PASSWORD) --if-missing
+	@echo "sign in at http://127.0.0.1:8080/login as $(DEMO_ADMIN) / $(DEMO_PASSWORD)"
 	$(BIN)/quarterdeck serve --host 127.0.0.1 --port 8080
 
 test-deps:
@@ -35,6 +42,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	bash scripts/install-test-deps.sh --bench
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.deploys
+
+bench-deploys: $(STAMP)
+	bash scripts/install-test-deps.sh --bench
+	$(BIN)/python -m bench.deploys
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

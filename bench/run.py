@@ -34,10 +34,12 @@ import psycopg
 import yaml
 
 from bench.generate import generate
+from quarterdeck.access import service as access
+from quarterdeck.access.schemas import Actor, GlobalRole
 from quarterdeck.catalog.importer import import_source
 from quarterdeck.clock import SystemClock
 from quarterdeck.config import Settings
-from quarterdeck.db import make_engine, make_sessionmaker
+from quarterdeck.db import make_engine, make_sessionmaker, transaction
 from quarterdeck.migrations import upgrade
 from tests.pg_cluster import free_port, postgres_cluster
 
@@ -82,6 +84,17 @@ def timed_import(url: str, folder: Path, settings: Settings) -> tuple[float, Any
     return elapsed, report
 
 
+def admin_token(url: str) -> str:
+    """A token for the benchmark's requests: every route needs a signed-in reader now."""
+    with transaction(make_sessionmaker(make_engine(url))) as session:
+        system = Actor.system("bench")
+        email = f"bench-{uuid.uuid4().hex[:6]}@bench.example"
+        access.create_user(session, system, email=email, role=GlobalRole.ADMIN, at=SystemClock().now())
+        return access.create_token(
+            session, system, name="bench", scopes=["admin"], user=email, at=SystemClock().now()
+        ).token
+
+
 def start_server(url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "QD_DATABASE_URL": url}
@@ -99,17 +112,18 @@ def start_server(url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("the server did not start")
 
 
-def wrk(base: str, paths: list[str], *, seconds: int, connections: int) -> dict[str, float]:
-    """req/s and latency percentiles from wrk, each request a random path from `paths`."""
+WRK_DONE = (
+    "done = function(summary, latency, requests)\n"
+    "  io.write(string.format('RESULT %d %d %d %f %f %f %f\\n', summary.requests, summary.duration,"
+    " summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout,"
+    " latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))\nend\n"
+)
+
+
+def run_wrk(base: str, lua: str, *, seconds: int, connections: int) -> dict[str, float]:
+    """Run wrk with a request script (`lua`, without its `done`); req/s, errors and latency percentiles."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write("paths = {" + ",".join(json.dumps(p) for p in paths) + "}\n")
-        script.write("request = function() return wrk.format(nil, paths[math.random(#paths)]) end\n")
-        script.write(
-            "done = function(summary, latency, requests)\n"
-            "  io.write(string.format('RESULT %d %d %d %f %f %f %f\\n', summary.requests, summary.duration,"
-            " summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout,"
-            " latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))\nend\n"
-        )
+        script.write(lua + WRK_DONE)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script.name, base],
         capture_output=True,
@@ -131,10 +145,20 @@ def wrk(base: str, paths: list[str], *, seconds: int, connections: int) -> dict[
     }
 
 
-def sequential(base: str, paths: list[str], *, warm: bool = True) -> dict[str, float]:
+def wrk(base: str, paths: list[str], *, seconds: int, connections: int, token: str) -> dict[str, float]:
+    """req/s and latency percentiles from wrk, each request a random path from `paths`."""
+    lua = (
+        "paths = {" + ",".join(json.dumps(p) for p in paths) + "}\n"
+        f"wrk.headers['Authorization'] = 'Bearer {token}'\n"
+        "request = function() return wrk.format(nil, paths[math.random(#paths)]) end\n"
+    )
+    return run_wrk(base, lua, seconds=seconds, connections=connections)
+
+
+def sequential(base: str, paths: list[str], *, token: str, warm: bool = True) -> dict[str, float]:
     """Latency of one client asking for each path in turn (after 20 warm-up requests when `warm`)."""
     samples = []
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
         for path in paths[:20] if warm else []:
             client.get(path)
         for path in paths:
@@ -206,25 +230,26 @@ def run_dialect(
         slugs = [row[0] for row in conn.exec_driver_sql("SELECT slug FROM services WHERE kind = 'component'")]
     engine.dispose()
     rng = random.Random(1)
+    token = admin_token(url)
     process, base = start_server(url, args.workers)
     try:
         api_paths = [f"/api/v1/services/{slug}" for slug in rng.sample(slugs, 2000)]
         # First pass: every answer is built (cache miss). Then each worker sees each path again, and wrk
         # measures the steady state a portal lives in between catalog changes.
-        result["get_service_uncached"] = sequential(base, api_paths[:500], warm=False)
+        result["get_service_uncached"] = sequential(base, api_paths[:500], token=token, warm=False)
         # The kernel spreads connections over the workers at random: 4 passes per worker leave each
         # worker without a given path with odds of about 1 in 256.
         for _ in range(4 * args.workers):
-            sequential(base, api_paths)
-        result["get_service"] = wrk(base, api_paths, seconds=args.seconds, connections=16) | {
+            sequential(base, api_paths, token=token)
+        result["get_service"] = wrk(base, api_paths, seconds=args.seconds, connections=16, token=token) | {
             "connections": 16,
             "workers": args.workers,
         }
         search_paths = [f"/api/v1/search?q={quote(q)}" for q in SEARCH_QUERIES] * 15
         rng.shuffle(search_paths)
-        result["search"] = sequential(base, search_paths)
+        result["search"] = sequential(base, search_paths, token=token)
         page_paths = [f"/services/{slug}" for slug in rng.sample(slugs, 300)]
-        result["service_page"] = sequential(base, page_paths)
+        result["service_page"] = sequential(base, page_paths, token=token)
     finally:
         process.terminate()
         process.wait(timeout=20)

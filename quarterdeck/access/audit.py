@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from quarterdeck.access.models import AuditEntry, AuditHead
@@ -65,30 +65,35 @@ def record(
     before: Any = None,
     after: Any = None,
     note: str | None = None,
-) -> AuditEntry:
-    """Append one entry in the caller's transaction: it commits or rolls back with the change."""
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1))
-    seq, prev_hash = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one()
-    entry = AuditEntry(
-        seq=seq,
-        at=at.astimezone(UTC),
-        actor=actor.label,
-        actor_kind=actor.kind,
-        action=action,
-        target_type=target[0],
-        target_id=str(target[1])[:300],
-        before=_jsonable(before),
-        after=_jsonable(after),
-        note=note,
-        ip=actor.ip,
-        prev_hash=prev_hash,
-        hash="",
-    )
-    entry.hash = entry_hash(prev_hash, _hashed_fields(entry))
-    session.add(entry)
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=entry.hash))
-    session.flush()
-    return entry
+) -> str:
+    """Append one entry in the caller's transaction (it commits or rolls back with the change); its hash.
+
+    Three statements: the head row is bumped first (its lock orders concurrent writers), then the
+    entry goes in and the head takes its hash.
+    """
+    seq, prev_hash = session.execute(
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(seq=AuditHead.seq + 1)
+        .returning(AuditHead.seq, AuditHead.hash)
+    ).one()
+    fields = {
+        "seq": seq,
+        "at": at.astimezone(UTC),
+        "actor": actor.label,
+        "actor_kind": actor.kind,
+        "action": action,
+        "target_type": target[0],
+        "target_id": str(target[1])[:300],
+        "before": _jsonable(before),
+        "after": _jsonable(after),
+        "note": note,
+        "ip": actor.ip,
+    }
+    digest = entry_hash(prev_hash, fields | {"at": fields["at"].isoformat()})
+    session.execute(insert(AuditEntry), [fields | {"prev_hash": prev_hash, "hash": digest}])
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=digest))
+    return digest
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ __all__ = [
     "service_edges",
     "service_facets",
     "service_json",
+    "service_resource",
     "service_view",
     "system_view",
     "team_view",
@@ -113,6 +114,19 @@ def resource_of(entity: store.Entity | Any) -> Resource:
     if isinstance(entity, Person | PersonDraft):
         return Resource(type="person", key=entity.slug)
     return Resource(type="system", key=entity.slug, team=entity.owner_ref)
+
+
+def service_resource(session: Session, slug: str) -> Resource:
+    """The policy's view of a component by slug, read without loading the whole entity (hot path of
+    deploy reports)."""
+    found = session.execute(
+        select(Service.slug, Service.owner_ref, Service.tier).where(
+            Service.slug == slug.lower(), Service.kind == "component"
+        )
+    ).first()
+    if found is None:
+        return resource_of(get_service(session, slug))
+    return Resource(type="service", key=found.slug, team=found.owner_ref, tier=found.tier)
 
 
 def _audit_target(row: store.Entity) -> tuple[str, str]:

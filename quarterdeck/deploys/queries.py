@@ -79,7 +79,11 @@ def newest_succeeded(
     if before is not None:
         query = query.where(Deploy.id != before.id, Deploy.started_at <= before.started_at)
     return session.scalar(
-        query.order_by(Deploy.finished_at.desc(), Deploy.started_at.desc(), Deploy.id.desc()).limit(1)
+        query.order_by(
+            func.coalesce(Deploy.finished_at, Deploy.started_at).desc(),
+            Deploy.started_at.desc(),
+            Deploy.id.desc(),
+        ).limit(1)
     )
 
 

@@ -239,6 +239,25 @@ def _refresh_live(session: Session, service: str, environment_id: int) -> None:
     session.flush()
 
 
+def _live_order(deploy: Deploy) -> tuple[datetime, datetime, int]:
+    return (deploy.finished_at or deploy.started_at, deploy.started_at, deploy.id)
+
+
+def _make_live_if_newest(session: Session, deploy: Deploy) -> None:
+    """A new succeeded deploy goes live unless a later one already is (reports may come late)."""
+    live = session.get(LiveVersion, (deploy.service_slug, deploy.environment_id))
+    if live is None:
+        session.add(
+            LiveVersion(
+                service_slug=deploy.service_slug, environment_id=deploy.environment_id, deploy_id=deploy.id
+            )
+        )
+    else:
+        current = session.get_one(Deploy, live.deploy_id)
+        if _live_order(deploy) > _live_order(current):
+            live.deploy_id = deploy.id
+
+
 class _Lookups:
     """What a batch of reports looks up again and again: services' owners and environments."""
 
@@ -250,8 +269,7 @@ class _Lookups:
         env = _environment(session, report.environment, self.environments)
         base = self.services.get(report.service)
         if base is None:
-            row = catalog.find_row(session, "service", report.service)
-            base = self.services[report.service] = catalog.resource_of(row)
+            base = self.services[report.service] = catalog.service_resource(session, report.service)
         resource = Resource(
             type="service",
             key=base.key,
@@ -289,7 +307,7 @@ def _report_one(
     session.add(deploy)
     session.flush()
     if report.status is DeployStatus.SUCCEEDED:
-        _refresh_live(session, report.service, env.id)
+        _make_live_if_newest(session, deploy)
     out = deploy_out(deploy, env, release)
     access.record(
         session,

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 import pytest
 from jinja2.utils import htmlsafe_json_dumps
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Request, Route, StorageState, expect
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Request, Route, expect
 
 from quarterdeck.access.schemas import GlobalRole
 from tests.e2e.conftest import DESKTOP, AppSettings, LiveApp, sign_in
@@ -294,7 +294,7 @@ document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(e.
 
 
 class Inert:
-    """What a page must not do: run a payload (even with the CSP off), open a dialog, trip the CSP,
+    """What a page must not do: run a payload, need the CSP to stop one, open a dialog,
     fetch a payload's image, or carry an injected element; and what it must: show each payload as text."""
 
     def __init__(self, page: Page) -> None:
@@ -328,8 +328,8 @@ class Inert:
             content = element.text_content() or ""
             assert text in content, f"{where}: {selector} shows {content!r}, not the text {text!r}"
         assert page.evaluate("typeof window.__xss") == "undefined", f"{where}: a payload ran"
-        assert page.locator(INJECTED).count() == 0, f"{where}: a payload became an element"
         assert page.evaluate("window.__csp") == [], f"{where}: only the CSP stopped a payload"
+        assert page.locator(INJECTED).count() == 0, f"{where}: a payload became an element"
         assert self.csp_messages == [], where
         assert self.dialogs == [], where
         assert self.bait == [], where
@@ -356,7 +356,7 @@ def api(page: Page, method: str, path: str, body: dict[str, Any], expected: int 
     return result
 
 
-def plant_payloads(page: Page, base: str) -> None:
+def plant_payloads(page: Page, base: str, inert: Inert) -> None:
     """As an admin, every free-text field within reach gets a payload: by the API and by forms."""
     page.goto(base + "/")
     api(
@@ -415,6 +415,7 @@ def plant_payloads(page: Page, base: str) -> None:
     page.locator("#field-system").fill(P_JS)
     page.locator("#save-service").click()
     expect(page.locator("#edit-errors")).to_contain_text("system")  # not a slug: the form comes back
+    inert.check([("#edit-errors", "system")])
     for field, value in [("title", TITLE_B), ("description", DESC_B), ("owner", OWNER_B), ("system", P_JS)]:
         expect(page.locator(f"#field-{field}")).to_have_value(value)
     page.locator("#field-system").fill("")
@@ -424,7 +425,7 @@ def plant_payloads(page: Page, base: str) -> None:
     page.goto(base + "/account")
     page.locator("#new-token-form input[name=name]").fill(TOKEN_NAME)
     page.locator("#new-token-form button[type=submit]").click()
-    expect(page.locator("#new-token")).to_contain_text(TOKEN_NAME)
+    inert.check([("#new-token h2", TOKEN_NAME), ("#tokens", TOKEN_NAME)])
 
     page.goto(base + "/admin/users")
     page.locator("#add-user input[name=email]").fill("mallory@xss.example")
@@ -437,9 +438,8 @@ def plant_payloads(page: Page, base: str) -> None:
         expect(page.locator(f"tr[data-user='{email}'] .tag")).to_contain_text(ROLE_TEAM)
 
 
-def tour(page: Page, base: str) -> None:
+def tour(page: Page, base: str, inert: Inert) -> None:
     """Every page that shows a payload, each checked in the browser."""
-    inert = Inert(page)
     page.goto(base + "/services/zebrafish-api")
     assert TITLE_A in page.title()
     inert.check(
@@ -534,8 +534,21 @@ def test_stored_xss_is_rendered_inert(new_page: NewPage, live_app: LiveApp) -> N
     base = live_app.url
     admin = new_page()
     sign_in(admin, base, live_app.add_user(ADMIN, role=GlobalRole.ADMIN))
-    plant_payloads(admin, base)
-    tour(admin, base)
-    # The same pages once more with the Content-Security-Policy switched off: escaping alone must do it.
-    state: StorageState = admin.context.storage_state()
-    tour(new_page(storage_state=state, bypass_csp=True), base)
+    inert = Inert(admin)
+    plant_payloads(admin, base, inert)
+    tour(admin, base, inert)
+
+
+def test_the_xss_checks_catch_an_injected_payload(new_page: NewPage, live_app: LiveApp) -> None:
+    """The control: markup that did get into a page is caught (and only the CSP stopped it)."""
+    page = new_page()
+    inert = Inert(page)
+    page.goto(live_app.url + "/login")
+    inject = "(html) => document.querySelector('main').insertAdjacentHTML('beforeend', html)"
+    with page.expect_console_message(lambda m: "Content Security Policy" in m.text):
+        page.evaluate(inject, P_IMG)
+    assert page.evaluate("window.__csp") == ["script-src-attr"]
+    assert inert.csp_messages
+    expect(page.locator(INJECTED)).to_have_count(1)
+    with pytest.raises(AssertionError, match="only the CSP stopped a payload"):
+        inert.check([])
