@@ -21,7 +21,7 @@ from quarterdeck.access.schemas import (
     TokenOut,
     UserOut,
 )
-from quarterdeck.web.deps import ClockDep, SessionDep
+from quarterdeck.web.deps import ClockDep, IdPath, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
 Text = Annotated[str | None, Query(max_length=200)]
@@ -94,7 +94,7 @@ def create_token(body: TokenIn, session: SessionDep, actor: SignedInDep, clock: 
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)
-def revoke_token(token_id: int, session: SessionDep, actor: SignedInDep, clock: ClockDep) -> TokenOut:
+def revoke_token(token_id: IdPath, session: SessionDep, actor: SignedInDep, clock: ClockDep) -> TokenOut:
     with session.begin():
         return service.revoke_token(session, actor, token_id, at=clock.now())
 

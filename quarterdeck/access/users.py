@@ -58,7 +58,7 @@ def find_user(session: Session, key: str | int) -> User:
     user = session.get(User, key) if isinstance(key, int) else None
     if user is None and isinstance(key, str):
         user = session.scalar(select(User).where(User.email == key.strip().lower()))
-        if user is None and key.isdigit():
+        if user is None and key.isdigit() and len(key) <= 9:
             user = session.get(User, int(key))
     if user is None:
         raise NotFound(f"no user {key!r}", code="access.unknown_user")

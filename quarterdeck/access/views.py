@@ -26,7 +26,7 @@ from quarterdeck.access.schemas import GlobalRole, Scope, TeamRoleName
 from quarterdeck.config import Settings
 from quarterdeck.db import transaction
 from quarterdeck.errors import Invalid, QuarterdeckError, RateLimited, Unauthenticated
-from quarterdeck.web.deps import ClockDep, SessionDep, SettingsDep
+from quarterdeck.web.deps import ClockDep, IdPath, SessionDep, SettingsDep
 from quarterdeck.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
@@ -255,7 +255,7 @@ def create_token(
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-def revoke_token(token_id: int, session: SessionDep, actor: SignedInDep, clock: ClockDep) -> Response:
+def revoke_token(token_id: IdPath, session: SessionDep, actor: SignedInDep, clock: ClockDep) -> Response:
     with session.begin():
         service.revoke_token(session, actor, token_id, at=clock.now())
     return RedirectResponse("/account", status_code=303)
@@ -297,7 +297,7 @@ def add_user(
 
 @router.post("/admin/users/{user_id}/role")
 def change_role(
-    user_id: int,
+    user_id: IdPath,
     session: SessionDep,
     actor: SignedInDep,
     clock: ClockDep,
@@ -311,7 +311,7 @@ def change_role(
 
 @router.post("/admin/users/{user_id}/teams")
 def grant_team(
-    user_id: int,
+    user_id: IdPath,
     session: SessionDep,
     actor: SignedInDep,
     clock: ClockDep,

@@ -207,7 +207,7 @@ def person_by_key(session: Session, key: str) -> Person | None:
     if "@" in key:
         return session.scalar(select(Person).where(Person.email == key.lower()).order_by(Person.id).limit(1))
     person = session.scalar(select(Person).where(Person.slug == key.lower()))
-    if person is None and key.isdigit():
+    if person is None and key.isdigit() and len(key) <= 9:
         person = session.get(Person, int(key))
     return person
 

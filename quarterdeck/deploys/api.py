@@ -28,7 +28,7 @@ from quarterdeck.deploys.schemas import (
 )
 from quarterdeck.deploys.service import DeployFilters
 from quarterdeck.errors import Invalid
-from quarterdeck.web.deps import ClockDep, SessionDep
+from quarterdeck.web.deps import ClockDep, IdPath, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["deploys"], dependencies=[Depends(reader)])
 PageNo = Annotated[int, Query(ge=1, le=100_000)]
@@ -98,12 +98,12 @@ def recent_deploys(
 
 
 @router.get("/deploys/{deploy_id}", response_model=DeployOut)
-def get_deploy(deploy_id: int, session: SessionDep) -> DeployOut:
+def get_deploy(deploy_id: IdPath, session: SessionDep) -> DeployOut:
     return service.deploy_view(session, deploy_id)
 
 
 @router.get("/deploys/{deploy_id}/changes", response_model=ChangeOut)
-def deploy_changes(deploy_id: int, session: SessionDep) -> ChangeOut:
+def deploy_changes(deploy_id: IdPath, session: SessionDep) -> ChangeOut:
     """The releases this deploy brought over what was live before it in its environment."""
     return service.changes_of(session, deploy_id)
 
@@ -158,13 +158,13 @@ def list_approvals(
 
 
 @router.get("/approvals/{approval_id}", response_model=ApprovalOut)
-def get_approval(approval_id: int, session: SessionDep) -> ApprovalOut:
+def get_approval(approval_id: IdPath, session: SessionDep) -> ApprovalOut:
     return service.approval(session, approval_id)
 
 
 @router.post("/approvals/{approval_id}/approve", response_model=ApprovalOut)
 def approve(
-    approval_id: int, session: SessionDep, actor: ActorDep, clock: ClockDep, body: DecisionIn | None = None
+    approval_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep, body: DecisionIn | None = None
 ) -> ApprovalOut:
     with session.begin():
         reason = body.reason if body else None
@@ -175,7 +175,7 @@ def approve(
 
 @router.post("/approvals/{approval_id}/reject", response_model=ApprovalOut)
 def reject(
-    approval_id: int, session: SessionDep, actor: ActorDep, clock: ClockDep, body: DecisionIn | None = None
+    approval_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep, body: DecisionIn | None = None
 ) -> ApprovalOut:
     with session.begin():
         reason = body.reason if body else None

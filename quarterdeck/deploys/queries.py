@@ -59,12 +59,12 @@ def page_of(session: Session, filters: DeployFilters, *, page: int, per_page: in
         query.order_by(Deploy.started_at.desc(), Deploy.id.desc())
         .offset((page - 1) * per_page)
         .limit(per_page)
-    ).tuples()
+    )
     return list(rows), total
 
 
 def by_id(session: Session, deploy_id: int) -> Row | None:
-    return session.execute(joined().where(Deploy.id == deploy_id)).tuples().first()
+    return session.execute(joined().where(Deploy.id == deploy_id)).first()
 
 
 def newest_succeeded(
@@ -96,7 +96,7 @@ def live_rows(session: Session, services: Iterable[str]) -> list[Row]:
         .join(LiveVersion, LiveVersion.deploy_id == Deploy.id)
         .where(LiveVersion.service_slug.in_(slugs))
     )
-    return list(session.execute(query).tuples())
+    return list(session.execute(query))
 
 
 def releases_between(session: Session, service: str, after: datetime | None, upto: datetime) -> list[Release]:

@@ -14,7 +14,7 @@ from quarterdeck.catalog import service as catalog
 from quarterdeck.deploys import service
 from quarterdeck.deploys.service import DeployFilters
 from quarterdeck.observability import service as observability
-from quarterdeck.web.deps import ClockDep, SessionDep, SettingsDep
+from quarterdeck.web.deps import ClockDep, IdPath, SessionDep, SettingsDep
 from quarterdeck.web.templating import is_htmx, templates
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(reader)])
@@ -66,7 +66,7 @@ def service_deploys(
 
 @router.get("/deploys/{deploy_id}", response_class=HTMLResponse, name="deploy")
 def deploy_page(
-    request: Request, deploy_id: int, session: SessionDep, settings: SettingsDep, clock: ClockDep
+    request: Request, deploy_id: IdPath, session: SessionDep, settings: SettingsDep, clock: ClockDep
 ) -> Response:
     deploy = service.deploy_view(session, deploy_id)
     view = catalog.service_view(session, deploy.service)
@@ -133,7 +133,7 @@ def approvals_page(
 
 @router.post("/approvals/{approval_id}/{decision}")
 def decide(
-    approval_id: int,
+    approval_id: IdPath,
     decision: Annotated[str, Path(pattern="^(approve|reject)$")],
     session: SessionDep,
     actor: SignedInDep,

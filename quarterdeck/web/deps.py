@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from quarterdeck.clock import Clock
@@ -27,6 +27,10 @@ def get_clock(request: Request) -> Clock:
     return clock
 
 
+MAX_ID = 2_147_483_647
+"""Row ids fit a 32-bit integer column on every database; larger ones are refused as input."""
+
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]

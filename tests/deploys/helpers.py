@@ -11,15 +11,26 @@ from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from quarterdeck.access import audit
+from quarterdeck.access import service as access
+from quarterdeck.clock import FrozenClock
+from quarterdeck.db import transaction
 from quarterdeck.deploys.models import Deploy, Release
-from tests.conftest import NOW
+from tests.conftest import NOW, TEST_ACTOR
 
 Json = dict[str, Any]
+
+TUPLES_DEPRECATION = pytest.mark.filterwarnings(
+    "ignore:The Result.tuples\\(\\) method is deprecated:sqlalchemy.exc.SADeprecationWarning"
+)
+"""BUG (reported, not fixed here): quarterdeck/deploys/queries.py calls `Result.tuples()`, deprecated in
+SQLAlchemy 2.1, and pytest makes warnings errors, so every deploy read would fail. Drop this mark (and its
+uses) once queries.py unpacks rows directly."""
 TEAM = "shop"
 SERVICE = "checkout"
 IMAGE = "registry.example.com/shop/checkout"
@@ -154,6 +165,31 @@ def audit_actions(sessions: sessionmaker[Session], deploy_id: int) -> list[str]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def issue_token(
+    sessions: sessionmaker[Session],
+    clock: FrozenClock,
+    name: str,
+    *,
+    scopes: list[str],
+    user: str | None = None,
+    team: str | None = None,
+) -> str:
+    """A token with a name of our choosing (deploys record `token:<name>` as who reported them):
+    a personal one when `user` is given, else a service token, for `team` or for every team."""
+    with transaction(sessions) as session:
+        created = access.create_token(
+            session,
+            TEST_ACTOR,
+            name=name,
+            scopes=scopes,
+            user=user,
+            service=user is None,
+            team=team,
+            at=clock.now(),
+        )
+        return created.token
 
 
 # ---------------------------------------------------------------- reading pages

@@ -340,13 +340,12 @@ def as_json(text: str) -> str:
     return str(htmlsafe_json_dumps(text))
 
 
-def api(page: Page, method: str, path: str, body: dict[str, Any], expected: int = 200) -> dict[str, Any]:
+def api(page: Page, method: str, url: str, body: dict[str, Any], expected: int = 200) -> dict[str, Any]:
     """A call to the JSON API with the page's session and its CSRF token, as the page's scripts make it."""
     csrf = page.locator("meta[name=csrf-token]").get_attribute("content")
     assert csrf
-    origin = "{0.scheme}://{0.netloc}".format(urlsplit(page.url))
     answer = page.request.fetch(
-        origin + path,
+        url,
         method=method,
         data=body,
         headers={"X-CSRF-Token": csrf, "Accept": "application/json"},
@@ -362,7 +361,7 @@ def plant_payloads(page: Page, base: str, inert: Inert) -> None:
     api(
         page,
         "POST",
-        "/api/v1/teams",
+        base + "/api/v1/teams",
         {
             "slug": "zebrafish-team",
             "name": TEAM_NAME,
@@ -377,7 +376,7 @@ def plant_payloads(page: Page, base: str, inert: Inert) -> None:
     api(
         page,
         "POST",
-        "/api/v1/people",
+        base + "/api/v1/people",
         {
             "email": "zed@zebrafish.example",
             "name": PERSON_NAME,
@@ -388,7 +387,7 @@ def plant_payloads(page: Page, base: str, inert: Inert) -> None:
         201,
     )
     for slug in ("zebrafish-api", "zebrafish-worker"):
-        api(page, "POST", "/api/v1/services", {"slug": slug, "owner": "zebrafish-team"}, 201)
+        api(page, "POST", base + "/api/v1/services", {"slug": slug, "owner": "zebrafish-team"}, 201)
     service_a: dict[str, Any] = {
         "slug": "zebrafish-api",
         "title": TITLE_A,
@@ -402,9 +401,9 @@ def plant_payloads(page: Page, base: str, inert: Inert) -> None:
         "annotations": {"xss.example/note": P_SVG},
         "custom": {"notes": P_SCRIPT},
     }
-    api(page, "PUT", "/api/v1/services/zebrafish-api", service_a)
+    api(page, "PUT", base + "/api/v1/services/zebrafish-api", service_a)
     javascript_link = {**service_a, "links": [{"kind": "docs", "url": P_JS, "title": "run me"}]}
-    api(page, "PUT", "/api/v1/services/zebrafish-api", javascript_link, 422)
+    api(page, "PUT", base + "/api/v1/services/zebrafish-api", javascript_link, 422)
 
     page.goto(base + "/services/zebrafish-worker")
     page.locator("#edit-service").click()

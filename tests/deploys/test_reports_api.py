@@ -1,0 +1,841 @@
+"""Deploy reports over HTTP (POST /api/v1/deploys) and what they feed: history, live versions, the feed,
+what changed, the environment matrix, and approvals of production changes.
+
+Runs on SQLite and PostgreSQL (conftest's `db_url`); each test builds its little organisation through
+the API: environments staging and production, team `shop`, its tier-1 service `checkout`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from quarterdeck.access.schemas import GlobalRole
+from quarterdeck.clock import FrozenClock
+from tests.conftest import make_user
+from tests.deploys.helpers import (
+    COMMITS,
+    IMAGE,
+    SERVICE,
+    TUPLES_DEPRECATION,
+    Json,
+    ago,
+    audit_actions,
+    bearer,
+    count_rows,
+    create_service,
+    create_team,
+    issue_token,
+    live_versions,
+    post,
+    report,
+    shop,
+    versions_of,
+)
+from tests.web.api_helpers import error_of, problem
+
+pytestmark = TUPLES_DEPRECATION
+
+CI_TOKEN = "ci-shop"
+"""The name of the deploy token the `ci` client reports with (team shop, scope deploy)."""
+
+
+@pytest.fixture
+def ci(
+    app_under_test: FastAPI, client: TestClient, sessions: sessionmaker[Session], clock: FrozenClock
+) -> Iterator[TestClient]:
+    """The organisation set up by an admin (`client`), and CI reporting with a team deploy token."""
+    shop(client, image=None)
+    token = issue_token(sessions, clock, CI_TOKEN, scopes=["deploy"], team="shop")
+    with TestClient(app_under_test, headers=bearer(token)) as ci_client:
+        yield ci_client
+
+
+def first_problem(response: Any) -> tuple[int, str | None, str | None]:
+    """(status, code, first field named) of an error answer.
+
+    Only the first field: FastAPI reads the body as `DeployReport | list[DeployReport]`, so a bad single
+    report also gets a second detail saying it is not a list (reported as a bug).
+    """
+    status, code, fields = problem(response)
+    return status, code, fields[0] if fields else None
+
+
+def history(client: TestClient, query: str = "") -> Json:
+    response = client.get(f"/api/v1/services/{SERVICE}/deploys{query}")
+    assert response.status_code == 200, response.text
+    body: Json = response.json()
+    return body
+
+
+# ---------------------------------------------------------------- one report
+
+
+def test_a_good_report_is_stored_live_and_audited(ci: TestClient, sessions: sessionmaker[Session]) -> None:
+    response = ci.post("/api/v1/deploys", json=report(notes="Faster carts"))
+
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert answer == {
+        "outcome": "created",
+        "deploy": {
+            "id": answer["deploy"]["id"],
+            "external_id": "ci:checkout:production:1.0.0",
+            "service": "checkout",
+            "environment": "production",
+            "status": "succeeded",
+            "source": "ci",
+            "deployed_by": f"token:{CI_TOKEN}",
+            "started_at": "2026-11-25T11:00:00Z",
+            "finished_at": "2026-11-25T11:10:00Z",
+            "notes": "Faster carts",
+            "release": {
+                "version": "1.0.0",
+                "image": f"{IMAGE}:1.0.0",
+                "digest": None,
+                "commit": COMMITS["1.0.0"],
+                "notes": "Faster carts",
+                "created_by": f"token:{CI_TOKEN}",
+                "created_at": "2026-11-25T12:00:00Z",
+            },
+            "url": f"/deploys/{answer['deploy']['id']}",
+        },
+    }
+    assert ci.get(f"/api/v1/deploys/{answer['deploy']['id']}").json() == answer["deploy"]
+    assert count_rows(sessions) == (1, 1)
+    assert audit_actions(sessions, answer["deploy"]["id"]) == ["deploy.report"]
+    assert live_versions(ci) == {"staging": None, "production": "1.0.0"}
+
+
+def test_an_image_pinned_by_digest_records_the_digest(ci: TestClient) -> None:
+    digest = "sha256:" + "ab" * 32
+
+    answer = post(ci, report(image=f"{IMAGE}@{digest}"))
+
+    assert (answer["deploy"]["release"]["image"], answer["deploy"]["release"]["digest"]) == (
+        f"{IMAGE}@{digest}",
+        digest,
+    )
+
+
+def test_a_replayed_report_changes_nothing(ci: TestClient, sessions: sessionmaker[Session]) -> None:
+    first = post(ci, report(), 201)
+
+    again = post(ci, report(), 200)
+
+    assert again == {"outcome": "unchanged", "deploy": first["deploy"]}
+    assert count_rows(sessions) == (1, 1)
+    assert audit_actions(sessions, first["deploy"]["id"]) == ["deploy.report"]
+    assert history(ci)["total"] == 1
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "status", "outcome", "live"),
+    [
+        # a running deploy finishing well: it becomes the live version
+        ("running", "succeeded", 200, "updated", "1.0.0"),
+        # a running deploy failing: nothing becomes live
+        ("running", "failed", 200, "updated", None),
+        # a running deploy rolled back before finishing
+        ("running", "rolled_back", 200, "updated", None),
+        # a finished deploy rolled back later: no longer live
+        ("succeeded", "rolled_back", 200, "updated", None),
+        # a finished deploy does not start running again
+        ("succeeded", "running", 409, "deploys.bad_transition", "1.0.0"),
+        # a failed deploy cannot be declared a success afterwards
+        ("failed", "succeeded", 409, "deploys.bad_transition", None),
+        # nor restarted
+        ("failed", "running", 409, "deploys.bad_transition", None),
+        # a rolled-back deploy is final
+        ("rolled_back", "succeeded", 409, "deploys.bad_transition", None),
+    ],
+)
+def test_the_same_id_moves_a_deploy_on_never_back(
+    ci: TestClient,
+    sessions: sessionmaker[Session],
+    first: str,
+    then: str,
+    status: int,
+    outcome: str,
+    live: str | None,
+) -> None:
+    created = post(ci, report(status=first, id="run-7"), 201)["deploy"]
+
+    response = ci.post("/api/v1/deploys", json=report(status=then, id="run-7", finished=40))
+
+    if status == 200:
+        assert response.status_code == 200, response.text
+        moved = response.json()
+        assert (moved["outcome"], moved["deploy"]["id"], moved["deploy"]["status"]) == (
+            outcome,
+            created["id"],
+            then,
+        )
+        expected_finished = None if then == "running" else "2026-11-25T11:20:00Z"
+        assert moved["deploy"]["finished_at"] == expected_finished
+        assert audit_actions(sessions, created["id"]) == ["deploy.report", "deploy.update"]
+    else:
+        error = error_of(response, 409, outcome)
+        assert error["details"] == {"from": first, "to": then}
+        assert f"is {first}; it cannot become {then}" in error["message"]
+        assert ci.get(f"/api/v1/deploys/{created['id']}").json()["status"] == first
+        assert audit_actions(sessions, created["id"]) == ["deploy.report"]
+    assert count_rows(sessions) == (1, 1)
+    assert live_versions(ci)["production"] == live
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # the id names a deploy of 1.0.0; this one says 1.1.0
+        {"version": "1.1.0"},
+        # the id names a production deploy; this one says staging
+        {"environment": "staging"},
+    ],
+)
+def test_an_id_reused_for_another_deploy_is_refused(
+    ci: TestClient, sessions: sessionmaker[Session], change: Json
+) -> None:
+    post(ci, report(id="run-1"))
+
+    response = ci.post("/api/v1/deploys", json=report(id="run-1", **change))
+
+    error = error_of(response, 409, "deploys.id_reused")
+    assert error["details"] == {"id": "run-1"}
+    assert count_rows(sessions) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        # version 1.0.0 was released as image :1.0.0
+        ("image", f"{IMAGE}:1.0.0-hotfix"),
+        # ... and from commit 1111111aaaaaaa
+        ("commit", "9999999fffffff"),
+    ],
+)
+def test_a_version_released_twice_differently_is_refused(
+    ci: TestClient, sessions: sessionmaker[Session], field: str, value: str
+) -> None:
+    post(ci, report("1.0.0", "staging"))
+
+    response = ci.post("/api/v1/deploys", json=report("1.0.0", "production", **{field: value}))
+
+    error = error_of(response, 409, "deploys.release_mismatch")
+    assert error["details"] == [{"field": field, "message": f"expected {report()[field]}"}]
+    assert count_rows(sessions) == (1, 1)
+
+
+def test_a_later_report_may_leave_out_what_the_release_already_says(ci: TestClient) -> None:
+    post(ci, report("1.0.0", "staging"))
+
+    answer = post(ci, report("1.0.0", "production", image=None, commit=None))
+
+    assert (answer["deploy"]["release"]["image"], answer["deploy"]["release"]["commit"]) == (
+        f"{IMAGE}:1.0.0",
+        COMMITS["1.0.0"],
+    )
+
+
+# ---------------------------------------------------------------- batches
+
+
+def test_a_batch_reports_each_deploy(ci: TestClient, sessions: sessionmaker[Session]) -> None:
+    batch = [report("1.0.0", "staging"), report("1.0.0", "production"), report("1.1.0", "staging")]
+
+    answers = post(ci, batch, 201)
+
+    assert [(a["outcome"], a["deploy"]["external_id"]) for a in answers] == [
+        ("created", "ci:checkout:staging:1.0.0"),
+        ("created", "ci:checkout:production:1.0.0"),
+        ("created", "ci:checkout:staging:1.1.0"),
+    ]
+    assert count_rows(sessions) == (3, 2)
+    # replaying it with one new report: 201 for the new one, the rest unchanged
+    again = post(ci, [*batch, report("1.1.0", "production")], 201)
+    assert [a["outcome"] for a in again] == ["unchanged", "unchanged", "unchanged", "created"]
+    # nothing new at all: 200
+    assert [a["outcome"] for a in post(ci, batch, 200)] == ["unchanged"] * 3
+
+
+@pytest.mark.parametrize(
+    ("bad", "index", "status", "code"),
+    [
+        # the second report names an environment nobody set up
+        ({"environment": "qa"}, 1, 404, "deploys.unknown_environment"),
+        # the third finished before it started
+        ({"finished": 70}, 2, 422, "deploys.bad_times"),
+        # the second says version 1.0.0 came from another image than the first said
+        ({"version": "1.0.0", "image": f"{IMAGE}:other", "id": "run-b"}, 1, 409, "deploys.release_mismatch"),
+    ],
+)
+def test_a_batch_with_one_bad_report_stores_nothing(
+    ci: TestClient, sessions: sessionmaker[Session], bad: Json, index: int, status: int, code: str
+) -> None:
+    batch = [report("1.0.0", "staging"), report("1.1.0", "staging"), report("1.2.0", "staging")]
+    batch[index] = report(**{"version": batch[index]["version"], "environment": "staging", **bad})
+
+    response = ci.post("/api/v1/deploys", json=batch)
+
+    error = error_of(response, status, code)
+    assert error["message"].startswith(f"report {index} ({batch[index]['id']}): ")
+    assert (error["details"]["index"], error["details"]["id"]) == (index, batch[index]["id"])
+    assert count_rows(sessions) == (0, 0)
+    assert history(ci)["total"] == 0
+
+
+def test_a_batch_with_a_malformed_report_names_its_index(
+    ci: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    batch = [report("1.0.0"), report("1.1 beta"), report("1.2.0")]
+
+    response = ci.post("/api/v1/deploys", json=batch)
+
+    error = error_of(response, 422, "request.invalid")
+    assert "list[DeployReport].1.version" in [d["field"] for d in error["details"]]
+    assert count_rows(sessions) == (0, 0)
+
+
+def test_a_batch_is_at_most_a_thousand_reports(ci: TestClient, sessions: sessionmaker[Session]) -> None:
+    batch = [report(id=f"run-{n}") for n in range(1001)]
+
+    response = ci.post("/api/v1/deploys", json=batch)
+
+    error = error_of(response, 422, "deploys.batch_too_big")
+    assert "at most 1000 reports, not 1001" in error["message"]
+    assert count_rows(sessions) == (0, 0)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "code", "field"),
+    [
+        # a service the catalog does not know (its error names no field: reported)
+        ({"service": "nope"}, 404, "catalog.service_not_found", None),
+        # an environment nobody set up
+        ({"environment": "qa"}, 404, "deploys.unknown_environment", "environment"),
+        # a space in the version
+        ({"version": "1.0 beta"}, 422, "request.invalid", "DeployReport.version"),
+        # no version at all
+        ({"version": ""}, 422, "request.invalid", "DeployReport.version"),
+        # a path, not a version
+        ({"version": "../etc"}, 422, "request.invalid", "DeployReport.version"),
+        # longer than 128 characters
+        ({"version": "1" * 200}, 422, "request.invalid", "DeployReport.version"),
+        # an upper-case repository is not an image reference
+        ({"image": "registry.example.com/Shop/Checkout:1.0.0"}, 422, "deploys.bad_image", "image"),
+        # a digest that is not sha256 of 64 hex digits
+        ({"image": f"{IMAGE}@sha256:abc"}, 422, "deploys.bad_image", "image"),
+        # not a commit id
+        ({"commit": "HEAD~1"}, 422, "request.invalid", "DeployReport.commit"),
+        # too short for a commit id
+        ({"commit": "abc12"}, 422, "request.invalid", "DeployReport.commit"),
+        # a time without a zone could be any time
+        ({"started_at": "2026-11-25T11:00:00"}, 422, "request.invalid", "DeployReport.started_at"),
+        # finished before it started
+        ({"finished_at": ago(61)}, 422, "deploys.bad_times", "finished_at"),
+        # started ten minutes from now (five are allowed for clock skew)
+        ({"started_at": ago(-10), "finished_at": ago(-11)}, 422, "deploys.bad_times", "started_at"),
+        # still running, yet finished
+        ({"status": "running", "finished_at": ago(50)}, 422, "deploys.bad_times", "finished_at"),
+        # a status CI systems do not mean
+        ({"status": "done"}, 422, "request.invalid", "DeployReport.status"),
+        # a field the report does not have
+        ({"colour": "green"}, 422, "request.invalid", "DeployReport.colour"),
+    ],
+)
+def test_a_bad_report_is_refused_naming_what_is_wrong(
+    ci: TestClient,
+    sessions: sessionmaker[Session],
+    change: Json,
+    status: int,
+    code: str,
+    field: str | None,
+) -> None:
+    response = ci.post("/api/v1/deploys", json=report(**change))
+
+    assert first_problem(response) == (status, code, field)
+    assert count_rows(sessions) == (0, 0)
+
+
+def test_an_unknown_service_is_named(ci: TestClient) -> None:
+    response = ci.post("/api/v1/deploys", json=report(service="nope"))
+
+    assert error_of(response, 404, "catalog.service_not_found")["message"] == (
+        "service 'nope' is not in the catalog"
+    )
+
+
+def test_an_unknown_environment_lists_the_known_ones(ci: TestClient) -> None:
+    response = ci.post("/api/v1/deploys", json=report(environment="qa"))
+
+    error = error_of(response, 404, "deploys.unknown_environment")
+    assert error["message"] == "no environment 'qa' (known: staging, production)"
+
+
+def test_a_start_within_the_clock_skew_is_accepted(ci: TestClient) -> None:
+    answer = post(ci, report(started=-4, finished=None, status="running"))
+
+    assert answer["deploy"]["started_at"] == "2026-11-25T12:04:00Z"
+
+
+# ---------------------------------------------------------------- who may report
+
+
+def test_reporting_needs_a_token(anon_client: TestClient, client: TestClient) -> None:
+    shop(client, image=None)
+
+    response = anon_client.post("/api/v1/deploys", json=report())
+
+    error_of(response, 401, "access.sign_in_required")
+
+
+@pytest.mark.parametrize(
+    ("user", "scopes", "team", "status", "reason"),
+    [
+        # a shop member's personal token without the deploy scope
+        ("member@shop.example", ["read", "write:catalog"], None, 403, "this token lacks the 'deploy' scope"),
+        # a shop member's personal token with it
+        ("member@shop.example", ["deploy"], None, 201, None),
+        # a viewer in team shop may read only, whatever the token says
+        ("viewer@shop.example", ["deploy"], None, 403, "viewers may only read"),
+        # someone of another team
+        ("other@payments.example", ["deploy"], None, 403, "only members of team 'shop'"),
+        # a deploy token of another team
+        (None, ["deploy"], "payments", 403, "only members of team 'shop'"),
+        # a deploy token of team shop
+        (None, ["deploy"], "shop", 201, None),
+        # an organisation-wide deploy token
+        (None, ["deploy"], None, 201, None),
+        # an organisation-wide token for reading only
+        (None, ["read"], None, 403, "this token lacks the 'deploy' scope"),
+    ],
+)
+def test_who_may_report_a_deploy(
+    app_under_test: FastAPI,
+    client: TestClient,
+    sessions: sessionmaker[Session],
+    clock: FrozenClock,
+    user: str | None,
+    scopes: list[str],
+    team: str | None,
+    status: int,
+    reason: str | None,
+) -> None:
+    shop(client, image=None)
+    make_user(sessions, clock, "member@shop.example", teams={"shop": "member"})
+    make_user(sessions, clock, "viewer@shop.example", role=GlobalRole.VIEWER, teams={"shop": "member"})
+    make_user(sessions, clock, "other@payments.example", teams={"payments": "member"})
+    token = issue_token(sessions, clock, "reporter", scopes=scopes, user=user, team=team)
+
+    response = client.post("/api/v1/deploys", json=report(), headers=bearer(token))
+
+    if reason is None:
+        assert response.status_code == status, response.text
+        assert response.json()["deploy"]["deployed_by"] == "token:reporter"
+        assert count_rows(sessions) == (1, 1)
+    else:
+        error = error_of(response, status, "access.forbidden")
+        assert reason in error["message"]
+        assert error["details"] == {"action": "deploy"}
+        assert count_rows(sessions) == (0, 0)
+
+
+# ---------------------------------------------------------------- history and the feed
+
+
+def test_history_is_newest_first_with_filters_and_paging(ci: TestClient) -> None:
+    post(
+        ci,
+        [
+            report("1.0.0", "staging", started=300, finished=290),
+            report("1.0.0", "production", started=240, finished=230),
+            report("1.1.0", "staging", started=180, finished=170, status="failed"),
+            report("1.1.1", "staging", started=120, finished=110),
+            report("1.1.1", "production", started=60, finished=None, status="running"),
+        ],
+    )
+
+    newest_first = [
+        ("1.1.1", "production", "running"),
+        ("1.1.1", "staging", "succeeded"),
+        ("1.1.0", "staging", "failed"),
+        ("1.0.0", "production", "succeeded"),
+        ("1.0.0", "staging", "succeeded"),
+    ]
+    table: list[tuple[str, list[tuple[str, str, str]], int]] = [
+        # everything, newest first
+        ("", newest_first, 5),
+        # one environment
+        ("?environment=production", [newest_first[0], newest_first[3]], 2),
+        # one status
+        ("?status=succeeded", [newest_first[1], newest_first[3], newest_first[4]], 3),
+        # both at once
+        ("?environment=staging&status=failed", [newest_first[2]], 1),
+        # started within a window (since inclusive, until exclusive)
+        (f"?since={ago(240)}&until={ago(120)}", [newest_first[2], newest_first[3]], 2),
+        # the second page of two
+        ("?per_page=2&page=2", newest_first[2:4], 5),
+        # the last page, part full
+        ("?per_page=2&page=3", newest_first[4:], 5),
+        # past the end: no items, the total still counted
+        ("?per_page=2&page=4", [], 5),
+    ]
+    for query, expected, total in table:
+        page = history(ci, query)
+        assert (versions_of(page), page["total"]) == (expected, total), query
+    assert history(ci, "?per_page=2&page=2")["per_page"] == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "code"),
+    [
+        # an environment nobody set up
+        ("?environment=qa", 404, "deploys.unknown_environment"),
+        # not a status
+        ("?status=done", 422, "request.invalid"),
+        # pages start at 1
+        ("?page=0", 422, "request.invalid"),
+        # at most 500 a page
+        ("?per_page=501", 422, "request.invalid"),
+    ],
+)
+def test_bad_history_queries_are_refused(ci: TestClient, query: str, status: int, code: str) -> None:
+    response = ci.get(f"/api/v1/services/{SERVICE}/deploys{query}")
+
+    error_of(response, status, code)
+
+
+def test_history_of_an_unknown_service_is_404(ci: TestClient) -> None:
+    error_of(ci.get("/api/v1/services/nope/deploys"), 404, "catalog.service_not_found")
+
+
+def test_the_feed_spans_every_service(ci: TestClient, client: TestClient) -> None:
+    create_service(client, "cart", tier=2, image=None)
+    post(
+        ci,
+        [
+            report("1.0.0", "staging", started=300, finished=290),
+            report("3.1.0", "production", service="cart", started=200, finished=190),
+            report("1.1.0", "production", started=100, finished=90),
+        ],
+    )
+
+    feed = client.get("/api/v1/deploys").json()
+
+    assert [(d["service"], d["release"]["version"]) for d in feed["items"]] == [
+        ("checkout", "1.1.0"),
+        ("cart", "3.1.0"),
+        ("checkout", "1.0.0"),
+    ]
+    assert (feed["total"], feed["page"], feed["per_page"]) == (3, 1, 50)
+    only_cart = client.get("/api/v1/deploys?service=cart").json()
+    assert [d["service"] for d in only_cart["items"]] == ["cart"]
+    production = client.get("/api/v1/deploys?environment=production").json()
+    assert [d["release"]["version"] for d in production["items"]] == ["1.1.0", "3.1.0"]
+    error_of(client.get("/api/v1/deploys?service=nope"), 404, "catalog.service_not_found")
+
+
+def test_an_unknown_deploy_is_404(ci: TestClient) -> None:
+    error_of(ci.get("/api/v1/deploys/4242"), 404, "deploys.unknown_deploy")
+    error_of(ci.get("/api/v1/deploys/4242/changes"), 404, "deploys.unknown_deploy")
+
+
+# ---------------------------------------------------------------- live versions
+
+
+def test_live_answers_every_environment(ci: TestClient) -> None:
+    deployed = post(ci, report("1.0.0", "staging"))["deploy"]
+
+    live = ci.get(f"/api/v1/services/{SERVICE}/live").json()
+
+    assert live == {
+        "service": "checkout",
+        "environments": [
+            {
+                "environment": {"slug": "staging", "name": "Staging", "position": 1, "production": False},
+                "deploy": deployed,
+                "behind": None,
+            },
+            {
+                "environment": {
+                    "slug": "production",
+                    "name": "Production",
+                    "position": 2,
+                    "production": True,
+                },
+                "deploy": None,
+                "behind": None,
+            },
+        ],
+        "registry": {
+            "repository": None,
+            "latest": None,
+            "images": [],
+            "error": "the service names no image repository (field `image`)",
+        },
+    }
+
+
+def test_a_rollback_makes_the_previous_success_live_again(ci: TestClient) -> None:
+    post(ci, report("1.0.0", started=300, finished=290))
+    post(ci, report("1.1.0", started=200, finished=190))
+    assert live_versions(ci)["production"] == "1.1.0"
+
+    rolled_back = post(ci, report("1.1.0", started=200, finished=100, status="rolled_back"), 200)
+
+    assert (rolled_back["outcome"], rolled_back["deploy"]["status"]) == ("updated", "rolled_back")
+    assert live_versions(ci) == {"staging": None, "production": "1.0.0"}
+    # a failed deploy after it changes nothing either
+    post(ci, report("1.2.0", started=60, finished=50, status="failed"))
+    assert live_versions(ci)["production"] == "1.0.0"
+
+
+def test_the_newest_finished_success_is_live(ci: TestClient) -> None:
+    post(ci, report("1.1.0", started=100, finished=90))
+
+    # a late report of an older deploy does not replace what runs now
+    post(ci, report("1.0.0", started=300, finished=290))
+
+    assert live_versions(ci)["production"] == "1.1.0"
+
+
+def test_live_of_an_unknown_service_is_404(ci: TestClient) -> None:
+    error_of(ci.get("/api/v1/services/nope/live"), 404, "catalog.service_not_found")
+
+
+# ---------------------------------------------------------------- what changed
+
+
+def test_changes_list_the_releases_since_the_previous_live_version(
+    ci: TestClient, clock: FrozenClock
+) -> None:
+    # each release first seen a minute after the one before, as CI reports them one by one
+    first = post(ci, report("1.0.0", "staging"))["deploy"]
+    production = post(ci, report("1.0.0", "production"))["deploy"]
+    for version in ("1.1.0", "1.2.0"):
+        clock.at += timedelta(minutes=1)
+        post(ci, report(version, "staging", now=clock.at))
+    clock.at += timedelta(minutes=1)
+    latest = post(ci, report("1.2.0", "production", now=clock.at))["deploy"]
+
+    changes = ci.get(f"/api/v1/deploys/{latest['id']}/changes").json()
+
+    assert changes["previous"] == production
+    assert [(r["version"], r["commit"]) for r in changes["releases"]] == [
+        ("1.2.0", COMMITS["1.2.0"]),
+        ("1.1.0", COMMITS["1.1.0"]),
+    ]
+    # the first deploy anywhere brought its own release, over nothing
+    first_changes = ci.get(f"/api/v1/deploys/{first['id']}/changes").json()
+    assert (first_changes["previous"], [r["version"] for r in first_changes["releases"]]) == (None, ["1.0.0"])
+
+
+def test_redeploying_the_live_version_changes_nothing(ci: TestClient) -> None:
+    post(ci, report("1.0.0", id="first", started=300, finished=290))
+    again = post(ci, report("1.0.0", id="again", started=100, finished=90))["deploy"]
+
+    changes = ci.get(f"/api/v1/deploys/{again['id']}/changes").json()
+
+    assert (changes["previous"]["external_id"], changes["releases"]) == ("first", [])
+
+
+# ---------------------------------------------------------------- the matrix
+
+
+def test_the_matrix_has_a_row_per_service_and_a_column_per_environment(
+    ci: TestClient, client: TestClient
+) -> None:
+    create_team(client, "payments")
+    create_service(client, "ledger", owner="payments", tier=2, image=None)
+    create_service(client, "cart", tier=3, image=None)
+    post(ci, [report("1.0.0", "staging"), report("1.1.0", "staging", started=30, finished=20)])
+    post(ci, report("2.0.0", "production", service="cart"))
+    post(ci, report("1.0.0", "production"))
+
+    matrix = client.get("/api/v1/matrix").json()
+
+    assert [e["slug"] for e in matrix["environments"]] == ["staging", "production"]
+    assert [
+        (
+            row["service"],
+            row["owner"],
+            row["tier"],
+            {env: d and d["release"]["version"] for env, d in row["live"].items()},
+        )
+        for row in matrix["rows"]
+    ] == [
+        ("cart", "shop", 3, {"staging": None, "production": "2.0.0"}),
+        ("checkout", "shop", 1, {"staging": "1.1.0", "production": "1.0.0"}),
+        ("ledger", "payments", 2, {"staging": None, "production": None}),
+    ]
+    assert (matrix["total"], matrix["page"], matrix["per_page"]) == (3, 1, 100)
+    owned = client.get("/api/v1/matrix?owner=payments").json()
+    assert [row["service"] for row in owned["rows"]] == ["ledger"]
+    paged = client.get("/api/v1/matrix?per_page=1&page=2").json()
+    assert ([row["service"] for row in paged["rows"]], paged["total"]) == (["checkout"], 3)
+
+
+def test_environments_are_listed_in_their_order(ci: TestClient, client: TestClient) -> None:
+    client.put("/api/v1/environments/dev", json={"name": "Dev", "position": 0})
+
+    listed = ci.get("/api/v1/environments").json()
+
+    assert [(e["slug"], e["position"], e["production"]) for e in listed] == [
+        ("dev", 0, False),
+        ("staging", 1, False),
+        ("production", 2, True),
+    ]
+    refused = ci.put("/api/v1/environments/qa", json={"name": "QA"})
+    assert error_of(refused, 403, "access.forbidden")["message"] == "this token lacks the 'admin' scope"
+
+
+# ---------------------------------------------------------------- approvals
+
+
+@pytest.fixture
+def people(
+    app_under_test: FastAPI, client: TestClient, sessions: sessionmaker[Session], clock: FrozenClock
+) -> Iterator[dict[str, TestClient]]:
+    """Clients of two shop members, a shop viewer and a payments member, each with a deploy token."""
+    shop(client, image=None)
+    create_service(client, "cart", tier=2, image=None)
+    roles = {
+        "alice": (GlobalRole.MEMBER, "shop"),
+        "bob": (GlobalRole.MEMBER, "shop"),
+        "vic": (GlobalRole.VIEWER, "shop"),
+        "pat": (GlobalRole.MEMBER, "payments"),
+    }
+    with ExitStack() as stack:
+        clients = {}
+        for name, (role, team) in roles.items():
+            email = f"{name}@example.com"
+            make_user(sessions, clock, email, role=role, teams={team: "member"})
+            token = issue_token(sessions, clock, f"{name}-laptop", scopes=["deploy"], user=email)
+            clients[name] = stack.enter_context(TestClient(app_under_test, headers=bearer(token)))
+        yield clients
+
+
+def ask(client: TestClient, service: str = SERVICE, environment: str = "production") -> Any:
+    return client.post(
+        "/api/v1/approvals",
+        json={"service": service, "environment": environment, "version": "1.1.0", "summary": "Tax fix"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("service", "environment", "tier", "production", "status"),
+    [
+        # tier 1 to production: a second person must say yes
+        ("checkout", "production", 1, True, "pending"),
+        # tier 2 to production: no second person
+        ("cart", "production", 2, True, "not_required"),
+        # tier 1 to staging: no second person
+        ("checkout", "staging", 1, False, "not_required"),
+    ],
+)
+def test_a_request_waits_only_for_tier_1_production(
+    people: dict[str, TestClient], service: str, environment: str, tier: int, production: bool, status: str
+) -> None:
+    response = ask(people["alice"], service, environment)
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body == {
+        "id": body["id"],
+        "action": "deploy",
+        "service": service,
+        "team": "shop",
+        "tier": tier,
+        "environment": environment,
+        "production": production,
+        "version": "1.1.0",
+        "summary": "Tax fix",
+        "status": status,
+        "requested_by": "token:alice-laptop",
+        "requested_at": "2026-11-25T12:00:00Z",
+        "decided_by": None,
+        "decided_at": None,
+        "reason": None,
+    }
+    assert people["bob"].get(f"/api/v1/approvals/{body['id']}").json() == body
+
+
+def test_a_second_person_of_the_team_decides_once(people: dict[str, TestClient], clock: FrozenClock) -> None:
+    approval = ask(people["alice"]).json()
+    url = f"/api/v1/approvals/{approval['id']}"
+
+    own = people["alice"].post(f"{url}/approve")
+    error = error_of(own, 403, "access.forbidden")
+    assert error["message"] == "you asked for this change: a second person must approve it"
+    outsider = people["pat"].post(f"{url}/approve")
+    assert "only members of team 'shop'" in error_of(outsider, 403, "access.forbidden")["message"]
+    viewer = people["vic"].post(f"{url}/approve")
+    assert error_of(viewer, 403, "access.forbidden")["message"] == "viewers may only read"
+
+    clock.at += timedelta(minutes=3)
+    approved = people["bob"].post(f"{url}/approve", json={"reason": "Looks right"})
+
+    assert approved.status_code == 200, approved.text
+    assert {k: approved.json()[k] for k in ("status", "decided_by", "decided_at", "reason")} == {
+        "status": "approved",
+        "decided_by": "token:bob-laptop",
+        "decided_at": "2026-11-25T12:03:00Z",
+        "reason": "Looks right",
+    }
+    twice = people["bob"].post(f"{url}/reject")
+    assert error_of(twice, 409, "approval.not_pending")["details"] == {"status": "approved"}
+    listed = people["alice"].get("/api/v1/approvals?status=approved").json()
+    assert [(a["id"], a["status"]) for a in listed] == [(approval["id"], "approved")]
+    assert people["alice"].get("/api/v1/approvals?status=pending").json() == []
+
+
+def test_a_rejection_is_final(people: dict[str, TestClient]) -> None:
+    approval = ask(people["alice"]).json()
+    url = f"/api/v1/approvals/{approval['id']}"
+
+    rejected = people["bob"].post(f"{url}/reject", json={"reason": "Not on a Friday"})
+
+    assert (rejected.json()["status"], rejected.json()["reason"]) == ("rejected", "Not on a Friday")
+    error_of(people["bob"].post(f"{url}/approve"), 409, "approval.not_pending")
+
+
+def test_nothing_to_decide_when_no_approval_is_required(people: dict[str, TestClient]) -> None:
+    approval = ask(people["alice"], "cart").json()
+
+    response = people["bob"].post(f"/api/v1/approvals/{approval['id']}/approve")
+
+    assert error_of(response, 409, "approval.not_pending")["details"] == {"status": "not_required"}
+
+
+@pytest.mark.parametrize(
+    ("who", "reason"),
+    [
+        # a viewer, though in team shop
+        ("vic", "viewers may only read"),
+        # a member of another team
+        ("pat", "only members of team 'shop'"),
+    ],
+)
+def test_who_may_not_ask(people: dict[str, TestClient], who: str, reason: str) -> None:
+    response = ask(people[who])
+
+    assert reason in error_of(response, 403, "access.forbidden")["message"]
+    assert people["alice"].get("/api/v1/approvals").json() == []
+
+
+def test_asking_for_an_unknown_environment_is_404(people: dict[str, TestClient]) -> None:
+    error_of(ask(people["alice"], environment="qa"), 404, "deploys.unknown_environment")
+
+
+def test_an_unknown_approval_is_404(people: dict[str, TestClient]) -> None:
+    error_of(people["bob"].post("/api/v1/approvals/999/approve"), 404, "approval.unknown")
