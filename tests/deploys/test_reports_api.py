@@ -226,7 +226,7 @@ def test_a_version_released_twice_differently_is_refused(
 ) -> None:
     post(ci, report("1.0.0", "staging"))
 
-    response = ci.post("/api/v1/deploys", json=report("1.0.0", "production", **{field: value}))
+    response = ci.post("/api/v1/deploys", json={**report("1.0.0", "production"), field: value})
 
     error = error_of(response, 409, "deploys.release_mismatch")
     assert error["details"] == [{"field": field, "message": f"expected {report()[field]}"}]
