@@ -1,12 +1,11 @@
-"""Deploy use cases: environments, deploy reports, history, live versions, what changed, the matrix,
-and approvals of production changes. The only place deploy rules live; callers own the transaction.
+"""Deploy use cases: environments, deploy reports and approvals of production changes; the reads are in
+reading.py. The only place deploy rules live; callers own the transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,28 +13,28 @@ from sqlalchemy.orm import Session
 from quarterdeck.access import service as access
 from quarterdeck.access.schemas import Actor, ApprovalOut, Resource
 from quarterdeck.catalog import service as catalog
-from quarterdeck.catalog.queries import ServiceFilters
 from quarterdeck.deploys import queries
 from quarterdeck.deploys.models import Deploy, DeployStatus, Environment, LiveVersion, Release
 from quarterdeck.deploys.queries import DeployFilters
+from quarterdeck.deploys.reading import (
+    changes_of,
+    deploy_out,
+    deploy_view,
+    env_out,
+    environments,
+    find_environment,
+    list_deploys,
+    live_of,
+    matrix,
+)
 from quarterdeck.deploys.schemas import (
-    ChangeOut,
-    DeployOut,
-    DeployPage,
     DeployReport,
     EnvironmentIn,
     EnvironmentOut,
-    LiveEnvironment,
-    LiveOut,
-    MatrixPage,
-    MatrixRow,
-    RegistryImage,
-    RegistryState,
-    ReleaseOut,
     ReportResult,
 )
-from quarterdeck.errors import Conflict, Invalid, InvalidTransition, NotFound, QuarterdeckError
-from quarterdeck.integrations.oci_registry import ImageTag, parse_image_ref
+from quarterdeck.errors import Conflict, Invalid, InvalidTransition, QuarterdeckError
+from quarterdeck.integrations.oci_registry import parse_image_ref
 
 __all__ = [
     "DeployFilters",
@@ -64,22 +63,9 @@ NEXT_STATUSES: dict[DeployStatus, frozenset[DeployStatus]] = {
 }
 """A report may move a deploy on, never back: a finished deploy does not start running again."""
 CLOCK_SKEW = timedelta(minutes=5)
-REGISTRY_IMAGES = 50
-
-
-class Registry(Protocol):
-    def images(self, registry: str, repository: str, *, limit: int = 100) -> list[ImageTag]: ...
 
 
 # ---------------------------------------------------------------- environments
-
-
-def env_out(env: Environment) -> EnvironmentOut:
-    return EnvironmentOut(slug=env.slug, name=env.name, position=env.position, production=env.production)
-
-
-def environments(session: Session) -> list[EnvironmentOut]:
-    return [env_out(env) for env in queries.environments(session)]
 
 
 def put_environment(
@@ -111,52 +97,7 @@ def apply_environments(
     return environments(session)
 
 
-def _environment(session: Session, slug: str, cache: dict[str, Environment] | None = None) -> Environment:
-    if cache is not None and slug in cache:
-        return cache[slug]
-    env = session.scalar(select(Environment).where(Environment.slug == slug))
-    if env is None:
-        known = ", ".join(e.slug for e in queries.environments(session)) or "none yet"
-        raise NotFound(
-            f"no environment {slug!r} (known: {known})",
-            code="deploys.unknown_environment",
-            details=[{"field": "environment", "message": f"no environment {slug!r}"}],
-        )
-    if cache is not None:
-        cache[slug] = env
-    return env
-
-
 # ---------------------------------------------------------------- reports
-
-
-def deploy_out(deploy: Deploy, env: Environment, release: Release) -> DeployOut:
-    return DeployOut(
-        id=deploy.id,
-        external_id=deploy.external_id,
-        service=deploy.service_slug,
-        environment=env.slug,
-        status=DeployStatus(deploy.status),
-        source=deploy.source,
-        deployed_by=deploy.deployed_by,
-        started_at=deploy.started_at,
-        finished_at=deploy.finished_at,
-        notes=deploy.notes,
-        release=release_out(release),
-        url=f"/deploys/{deploy.id}",
-    )
-
-
-def release_out(release: Release) -> ReleaseOut:
-    return ReleaseOut(
-        version=release.version,
-        image=release.image,
-        digest=release.digest,
-        commit=release.commit,
-        notes=release.notes,
-        created_by=release.created_by,
-        created_at=release.created_at,
-    )
 
 
 def _check_times(report: DeployReport, at: datetime) -> None:
@@ -266,7 +207,7 @@ class _Lookups:
         self.environments: dict[str, Environment] = {}
 
     def resource(self, session: Session, report: DeployReport) -> tuple[Resource, Environment]:
-        env = _environment(session, report.environment, self.environments)
+        env = find_environment(session, report.environment, self.environments)
         base = self.services.get(report.service)
         if base is None:
             base = self.services[report.service] = catalog.service_resource(session, report.service)
@@ -380,140 +321,12 @@ def report(
     return results
 
 
-# ---------------------------------------------------------------- reading
-
-
-def deploy_view(session: Session, deploy_id: int) -> DeployOut:
-    row = queries.by_id(session, deploy_id)
-    if row is None:
-        raise NotFound(f"no deploy {deploy_id}", code="deploys.unknown_deploy")
-    return deploy_out(*row)
-
-
-def list_deploys(
-    session: Session, filters: DeployFilters, *, page: int = 1, per_page: int = 50
-) -> DeployPage:
-    if filters.service:
-        catalog.find_row(session, "service", filters.service)
-    if filters.environment:
-        _environment(session, filters.environment)
-    rows, total = queries.page_of(session, filters, page=page, per_page=per_page)
-    return DeployPage(items=[deploy_out(*row) for row in rows], total=total, page=page, per_page=per_page)
-
-
-def _registry_state(repository: str | None, registry: Registry | None) -> RegistryState:
-    if not repository:
-        return RegistryState(repository=None, error="the service names no image repository (field `image`)")
-    if registry is None:
-        return RegistryState(repository=repository, error="no registry is configured")
-    try:
-        ref = parse_image_ref(repository)
-        found = registry.images(ref.registry, ref.repository, limit=REGISTRY_IMAGES)
-    except QuarterdeckError as exc:
-        return RegistryState(repository=repository, error=f"the registry could not be read: {exc.message}")
-    images = [RegistryImage(tag=i.tag, digest=i.digest, created=i.created) for i in found]
-    return RegistryState(repository=repository, latest=images[0] if images else None, images=images)
-
-
-def _behind(deploy: DeployOut | None, state: RegistryState) -> int | None:
-    """Distinct images newer than the live one; None when the live image is not in the registry."""
-    if deploy is None or not state.images:
-        return None
-    live_digest = deploy.release.digest
-    live_tag = (
-        deploy.release.image.rsplit(":", 1)[-1]
-        if deploy.release.image and "@" not in deploy.release.image
-        else None
-    )
-    seen: list[str] = []
-    for image in state.images:
-        if image.digest == live_digest or (
-            live_digest is None and image.tag in {live_tag, deploy.release.version}
-        ):
-            return len(seen)
-        if image.digest not in seen:
-            seen.append(image.digest)
-    return None
-
-
-def live_of(session: Session, slug: str, *, registry: Registry | None) -> LiveOut:
-    """Per environment, what runs now; and the registry's newest images, and how far behind each is."""
-    row = catalog.find_row(session, "service", slug)
-    by_env = {env.slug: deploy_out(d, env, r) for d, env, r in queries.live_rows(session, [row.slug])}
-    state = _registry_state(getattr(row, "image_repository", None), registry)
-    envs = [
-        LiveEnvironment(
-            environment=env, deploy=by_env.get(env.slug), behind=_behind(by_env.get(env.slug), state)
-        )
-        for env in environments(session)
-    ]
-    return LiveOut(service=row.slug, environments=envs, registry=state)
-
-
-def _compare_url(repo: str | None, old: str | None, new: str | None) -> str | None:
-    if not repo or not old or not new or old == new:
-        return None
-    base = repo.removesuffix(".git").rstrip("/")
-    if "gitlab" in base:
-        return f"{base}/-/compare/{old}...{new}"
-    return f"{base}/compare/{old}...{new}"
-
-
-def changes_of(session: Session, deploy_id: int, *, repo_url: str | None = None) -> ChangeOut:
-    """The releases a deploy brought over what was live before it in the same environment."""
-    row = queries.by_id(session, deploy_id)
-    if row is None:
-        raise NotFound(f"no deploy {deploy_id}", code="deploys.unknown_deploy")
-    deploy, env, release = row
-    previous = queries.newest_succeeded(session, deploy.service_slug, env.id, before=deploy)
-    previous_row = queries.by_id(session, previous.id) if previous else None
-    after = previous_row[2].created_at if previous_row else None
-    releases = (
-        []
-        if previous_row and previous_row[2].id == release.id
-        else queries.releases_between(session, deploy.service_slug, after, release.created_at)
-    )
-    return ChangeOut(
-        previous=deploy_out(*previous_row) if previous_row else None,
-        releases=[release_out(r) for r in releases],
-        compare_url=_compare_url(repo_url, previous_row[2].commit if previous_row else None, release.commit),
-    )
-
-
-def matrix(
-    session: Session, *, owner: str | None = None, text: str | None = None, page: int = 1, per_page: int = 100
-) -> MatrixPage:
-    """Services x environments with the version live in each: one page of services, one query for them."""
-    services = catalog.list_services(
-        session,
-        ServiceFilters(owner, None, None, None, None, "component", None, text),
-        page=page,
-        per_page=per_page,
-    )
-    envs = environments(session)
-    live: dict[tuple[str, str], DeployOut] = {
-        (d.service_slug, env.slug): deploy_out(d, env, r)
-        for d, env, r in queries.live_rows(session, [s.slug for s in services.items])
-    }
-    rows = [
-        MatrixRow(
-            service=s.slug,
-            title=s.title,
-            owner=s.owner,
-            tier=s.tier,
-            live={env.slug: live.get((s.slug, env.slug)) for env in envs},
-        )
-        for s in services.items
-    ]
-    return MatrixPage(environments=envs, rows=rows, total=services.total, page=page, per_page=per_page)
-
-
 # ---------------------------------------------------------------- approvals
 
 
 def _approval_resource(session: Session, service: str, environment: str) -> Resource:
     row = catalog.find_row(session, "service", service)
-    env = _environment(session, environment)
+    env = find_environment(session, environment)
     base = catalog.resource_of(row)
     return Resource(
         type="service",
