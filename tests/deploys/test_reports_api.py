@@ -316,54 +316,50 @@ def test_a_batch_is_at_most_a_thousand_reports(ci: TestClient, sessions: session
 # ---------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize(
-    ("change", "status", "code", "field"),
-    [
-        # a service the catalog does not know (its error names no field: reported)
-        ({"service": "nope"}, 404, "catalog.service_not_found", None),
-        # an environment nobody set up
-        ({"environment": "qa"}, 404, "deploys.unknown_environment", "environment"),
-        # a space in the version
-        ({"version": "1.0 beta"}, 422, "request.invalid", "DeployReport.version"),
-        # no version at all
-        ({"version": ""}, 422, "request.invalid", "DeployReport.version"),
-        # a path, not a version
-        ({"version": "../etc"}, 422, "request.invalid", "DeployReport.version"),
-        # longer than 128 characters
-        ({"version": "1" * 200}, 422, "request.invalid", "DeployReport.version"),
-        # an upper-case repository is not an image reference
-        ({"image": "registry.example.com/Shop/Checkout:1.0.0"}, 422, "deploys.bad_image", "image"),
-        # a digest that is not sha256 of 64 hex digits
-        ({"image": f"{IMAGE}@sha256:abc"}, 422, "deploys.bad_image", "image"),
-        # not a commit id
-        ({"commit": "HEAD~1"}, 422, "request.invalid", "DeployReport.commit"),
-        # too short for a commit id
-        ({"commit": "abc12"}, 422, "request.invalid", "DeployReport.commit"),
-        # a time without a zone could be any time
-        ({"started_at": "2026-11-25T11:00:00"}, 422, "request.invalid", "DeployReport.started_at"),
-        # finished before it started
-        ({"finished_at": ago(61)}, 422, "deploys.bad_times", "finished_at"),
-        # started ten minutes from now (five are allowed for clock skew)
-        ({"started_at": ago(-10), "finished_at": ago(-11)}, 422, "deploys.bad_times", "started_at"),
-        # still running, yet finished
-        ({"status": "running", "finished_at": ago(50)}, 422, "deploys.bad_times", "finished_at"),
-        # a status CI systems do not mean
-        ({"status": "done"}, 422, "request.invalid", "DeployReport.status"),
-        # a field the report does not have
-        ({"colour": "green"}, 422, "request.invalid", "DeployReport.colour"),
-    ],
-)
-def test_a_bad_report_is_refused_naming_what_is_wrong(
-    ci: TestClient,
-    sessions: sessionmaker[Session],
-    change: Json,
-    status: int,
-    code: str,
-    field: str | None,
-) -> None:
-    response = ci.post("/api/v1/deploys", json=report(**change))
+BAD_REPORTS: list[tuple[Json, int, str, str | None]] = [
+    # a service the catalog does not know (its error names no field: reported)
+    ({"service": "nope"}, 404, "catalog.service_not_found", None),
+    # an environment nobody set up
+    ({"environment": "qa"}, 404, "deploys.unknown_environment", "environment"),
+    # a space in the version
+    ({"version": "1.0 beta"}, 422, "request.invalid", "DeployReport.version"),
+    # no version at all
+    ({"version": ""}, 422, "request.invalid", "DeployReport.version"),
+    # a path, not a version
+    ({"version": "../etc"}, 422, "request.invalid", "DeployReport.version"),
+    # longer than 128 characters
+    ({"version": "1" * 200}, 422, "request.invalid", "DeployReport.version"),
+    # an upper-case repository is not an image reference
+    ({"image": "registry.example.com/Shop/Checkout:1.0.0"}, 422, "deploys.bad_image", "image"),
+    # a digest that is not sha256 of 64 hex digits
+    ({"image": f"{IMAGE}@sha256:abc"}, 422, "deploys.bad_image", "image"),
+    # not a commit id
+    ({"commit": "HEAD~1"}, 422, "request.invalid", "DeployReport.commit"),
+    # too short for a commit id
+    ({"commit": "abc12"}, 422, "request.invalid", "DeployReport.commit"),
+    # a time without a zone could be any time
+    ({"started_at": "2026-11-25T11:00:00"}, 422, "request.invalid", "DeployReport.started_at"),
+    # finished before it started
+    ({"finished_at": ago(61)}, 422, "deploys.bad_times", "finished_at"),
+    # started ten minutes from now (five are allowed for clock skew)
+    ({"started_at": ago(-10), "finished_at": ago(-11)}, 422, "deploys.bad_times", "started_at"),
+    # still running, yet finished
+    ({"status": "running", "finished_at": ago(50)}, 422, "deploys.bad_times", "finished_at"),
+    # a status CI systems do not mean
+    ({"status": "done"}, 422, "request.invalid", "DeployReport.status"),
+    # a field the report does not have
+    ({"colour": "green"}, 422, "request.invalid", "DeployReport.colour"),
+]
+"""(what the report says instead, status, error code, first field named)."""
 
-    assert first_problem(response) == (status, code, field)
+
+def test_a_bad_report_is_refused_naming_what_is_wrong(
+    ci: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    for n, (change, status, code, field) in enumerate(BAD_REPORTS):
+        response = ci.post("/api/v1/deploys", json=report(id=f"run-{n}", **change))
+
+        assert first_problem(response) == (status, code, field), change
     assert count_rows(sessions) == (0, 0)
 
 
@@ -399,55 +395,54 @@ def test_reporting_needs_a_token(anon_client: TestClient, client: TestClient) ->
     error_of(response, 401, "access.sign_in_required")
 
 
-@pytest.mark.parametrize(
-    ("user", "scopes", "team", "status", "reason"),
-    [
-        # a shop member's personal token without the deploy scope
-        ("member@shop.example", ["read", "write:catalog"], None, 403, "this token lacks the 'deploy' scope"),
-        # a shop member's personal token with it
-        ("member@shop.example", ["deploy"], None, 201, None),
-        # a viewer in team shop may read only, whatever the token says
-        ("viewer@shop.example", ["deploy"], None, 403, "viewers may only read"),
-        # someone of another team
-        ("other@payments.example", ["deploy"], None, 403, "only members of team 'shop'"),
-        # a deploy token of another team
-        (None, ["deploy"], "payments", 403, "only members of team 'shop'"),
-        # a deploy token of team shop
-        (None, ["deploy"], "shop", 201, None),
-        # an organisation-wide deploy token
-        (None, ["deploy"], None, 201, None),
-        # an organisation-wide token for reading only
-        (None, ["read"], None, 403, "this token lacks the 'deploy' scope"),
-    ],
-)
+REPORTERS: list[tuple[str | None, list[str], str | None, str | None]] = [
+    # a shop member's personal token without the deploy scope
+    ("member@shop.example", ["read", "write:catalog"], None, "this token lacks the 'deploy' scope"),
+    # a shop member's personal token with it
+    ("member@shop.example", ["deploy"], None, None),
+    # a viewer in team shop may read only, whatever the token says
+    ("viewer@shop.example", ["deploy"], None, "viewers may only read"),
+    # someone of another team
+    (
+        "other@payments.example",
+        ["deploy"],
+        None,
+        "only members of team 'shop' may change the service 'checkout'",
+    ),
+    # a deploy token of another team
+    (None, ["deploy"], "payments", "only members of team 'shop' may change the service 'checkout'"),
+    # a deploy token of team shop
+    (None, ["deploy"], "shop", None),
+    # an organisation-wide deploy token
+    (None, ["deploy"], None, None),
+    # an organisation-wide token for reading only
+    (None, ["read"], None, "this token lacks the 'deploy' scope"),
+]
+"""(user of a personal token or None for a service token, scopes, team of a service token, refusal)."""
+
+
 def test_who_may_report_a_deploy(
-    app_under_test: FastAPI,
-    client: TestClient,
-    sessions: sessionmaker[Session],
-    clock: FrozenClock,
-    user: str | None,
-    scopes: list[str],
-    team: str | None,
-    status: int,
-    reason: str | None,
+    app_under_test: FastAPI, client: TestClient, sessions: sessionmaker[Session], clock: FrozenClock
 ) -> None:
     shop(client, image=None)
     make_user(sessions, clock, "member@shop.example", teams={"shop": "member"})
     make_user(sessions, clock, "viewer@shop.example", role=GlobalRole.VIEWER, teams={"shop": "member"})
     make_user(sessions, clock, "other@payments.example", teams={"payments": "member"})
-    token = issue_token(sessions, clock, "reporter", scopes=scopes, user=user, team=team)
+    stored = 0
+    for n, (user, scopes, team, refusal) in enumerate(REPORTERS):
+        token = issue_token(sessions, clock, f"reporter-{n}", scopes=scopes, user=user, team=team)
 
-    response = client.post("/api/v1/deploys", json=report(), headers=bearer(token))
+        response = client.post("/api/v1/deploys", json=report(id=f"run-{n}"), headers=bearer(token))
 
-    if reason is None:
-        assert response.status_code == status, response.text
-        assert response.json()["deploy"]["deployed_by"] == "token:reporter"
-        assert count_rows(sessions) == (1, 1)
-    else:
-        error = error_of(response, status, "access.forbidden")
-        assert reason in error["message"]
-        assert error["details"] == {"action": "deploy"}
-        assert count_rows(sessions) == (0, 0)
+        row = (user, scopes, team)
+        if refusal is None:
+            assert response.status_code == 201, (row, response.text)
+            assert response.json()["deploy"]["deployed_by"] == f"token:reporter-{n}", row
+            stored += 1
+        else:
+            error = error_of(response, 403, "access.forbidden")
+            assert (error["message"], error["details"]) == (refusal, {"action": "deploy"}), row
+        assert count_rows(sessions) == (stored, 1 if stored else 0), row
 
 
 # ---------------------------------------------------------------- history and the feed
@@ -496,23 +491,25 @@ def test_history_is_newest_first_with_filters_and_paging(ci: TestClient) -> None
     assert history(ci, "?per_page=2&page=2")["per_page"] == 2
 
 
-@pytest.mark.parametrize(
-    ("query", "status", "code"),
-    [
-        # an environment nobody set up
-        ("?environment=qa", 404, "deploys.unknown_environment"),
-        # not a status
-        ("?status=done", 422, "request.invalid"),
-        # pages start at 1
-        ("?page=0", 422, "request.invalid"),
-        # at most 500 a page
-        ("?per_page=501", 422, "request.invalid"),
-    ],
-)
-def test_bad_history_queries_are_refused(ci: TestClient, query: str, status: int, code: str) -> None:
-    response = ci.get(f"/api/v1/services/{SERVICE}/deploys{query}")
+BAD_QUERIES: list[tuple[str, int, str]] = [
+    # an environment nobody set up
+    ("?environment=qa", 404, "deploys.unknown_environment"),
+    # not a status
+    ("?status=done", 422, "request.invalid"),
+    # pages start at 1
+    ("?page=0", 422, "request.invalid"),
+    # at most 500 a page
+    ("?per_page=501", 422, "request.invalid"),
+    # not a time
+    ("?since=yesterday", 422, "request.invalid"),
+]
 
-    error_of(response, status, code)
+
+def test_bad_history_queries_are_refused(ci: TestClient) -> None:
+    for query, status, code in BAD_QUERIES:
+        response = ci.get(f"/api/v1/services/{SERVICE}/deploys{query}")
+
+        assert problem(response)[:2] == (status, code), query
 
 
 def test_history_of_an_unknown_service_is_404(ci: TestClient) -> None:

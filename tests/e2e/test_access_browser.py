@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
 from jinja2.utils import htmlsafe_json_dumps
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Request, Route, expect
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Dialog, Page, Request, Route, expect
 
 from quarterdeck.access.schemas import GlobalRole
 from tests.e2e.conftest import DESKTOP, AppSettings, LiveApp, sign_in
@@ -62,7 +62,7 @@ def behaving(provider: TestProvider) -> Iterator[None]:
 @pytest.fixture
 def new_page(browser: Browser) -> Iterator[NewPage]:
     """Fresh browsers (each its own cookie jar), closed after the test."""
-    contexts = []
+    contexts: list[BrowserContext] = []
 
     def make(**options: Any) -> Page:
         context = browser.new_context(viewport=DESKTOP, **options)
@@ -484,6 +484,12 @@ def tour(page: Page, base: str, inert: Inert) -> None:
 
     page.goto(base + "/search?q=zebrafish")
     inert.check([("#search-results", TITLE_A), ("#search-results", TITLE_B), ("#search-results", TEAM_NAME)])
+
+    page.goto(base + "/search?q=" + quote(P_SVG))  # reflected, not stored: the same rule
+    inert.check([("h1", P_SVG)])
+    missing = page.goto(base + "/services/" + quote(P_IMG))
+    assert missing is not None and missing.status == 404
+    inert.check([("main", P_IMG)])
 
     page.goto(base + "/")
     page.locator("#home-search").fill("zebrafish")

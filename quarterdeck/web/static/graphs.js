@@ -37,7 +37,7 @@
     };
   }
 
-  function drawPanel(container, panel, deploys, width) {
+  function drawPanel(container, panel, deploys, width, span) {
     var box = document.createElement("div");
     box.className = "panel";
     box.dataset.panel = panel.key;
@@ -55,7 +55,14 @@
       var label = Object.keys(s.labels).map(function (k) { return k + "=" + s.labels[k]; }).join(", ") || panel.title;
       series.push({ label: label, stroke: LINE_COLOURS[i % LINE_COLOURS.length], width: 1.5, spanGaps: false });
     });
-    var opts = { width: width, height: 180, series: series, plugins: [markerPlugin(deploys)], axes: [{}, { size: 60 }] };
+    var opts = {
+      width: width,
+      height: 180,
+      series: series,
+      scales: { x: { time: true, range: function () { return span; } } },
+      plugins: [markerPlugin(deploys)],
+      axes: [{}, { size: 60 }]
+    };
     new uPlot(opts, data, box);
   }
 
@@ -76,10 +83,12 @@
       .then(function (both) {
         var graphs = both[0], deploys = both[1];
         panels.replaceChildren();
-        status.textContent = graphs.error ? graphs.error : deploys.length + " deploys in the last " + range + ".";
+        var count = deploys.length === 1 ? "1 deploy" : deploys.length + " deploys";
+        status.textContent = graphs.error ? graphs.error : count + " in the last " + range + ".";
         status.className = graphs.error ? "alert" : "muted small";
         var width = Math.max(320, Math.min(620, panels.clientWidth / 2 - 20));
-        graphs.panels.forEach(function (panel) { drawPanel(panels, panel, deploys, width); });
+        var span = [Date.parse(graphs.start) / 1000, Date.parse(graphs.end) / 1000];
+        graphs.panels.forEach(function (panel) { drawPanel(panels, panel, deploys, width, span); });
         section.dataset.loaded = range;
       })
       .catch(function (err) { status.textContent = "Graphs could not be loaded: " + err.message; status.className = "alert"; });
