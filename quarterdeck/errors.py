@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 
 class QuarterdeckError(Exception):
     """Base of every error a user is meant to read."""
@@ -35,6 +37,24 @@ class NotFound(QuarterdeckError):
 
 class Invalid(QuarterdeckError):
     default_code = "invalid"
+
+    @classmethod
+    def from_validation(
+        cls, exc: ValidationError, *, code: str = "request.invalid", where: str = "body"
+    ) -> Invalid:
+        """A Pydantic validation failure as the API reports bad input: one detail per field."""
+        details = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            message = (
+                f"unknown field {field.rsplit('.', 1)[-1]!r}"
+                if error["type"] == "extra_forbidden"
+                else error["msg"]
+            )
+            details.append({"field": field or None, "in": where, "message": message})
+        first = details[0]
+        summary = f"{first['field']}: {first['message']}" if first["field"] else str(first["message"])
+        return cls(summary, code=code, details=details)
 
 
 class Conflict(QuarterdeckError):

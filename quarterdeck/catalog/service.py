@@ -82,18 +82,7 @@ def _validate(table: str, fields: dict[str, Any]) -> Any:
     try:
         return FIELDS_MODELS[table].model_validate(fields)
     except ValidationError as exc:
-        details = []
-        for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"])
-            message = (
-                f"unknown field {field.rsplit('.', 1)[-1]!r}"
-                if error["type"] == "extra_forbidden"
-                else error["msg"]
-            )
-            details.append({"field": field or None, "in": "body", "message": message})
-        first = details[0]
-        summary = f"{first['field']}: {first['message']}" if first["field"] else str(first["message"])
-        raise Invalid(summary, code="request.invalid", details=details) from exc
+        raise Invalid.from_validation(exc) from exc
 
 
 def _check_etag(row: store.Entity, if_match: str | None) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from quarterdeck.access import service as access
 from quarterdeck.access.deps import ReaderDep, SignedInDep, reader
 from quarterdeck.catalog import service as catalog
 from quarterdeck.deploys import service
@@ -36,6 +37,7 @@ def service_deploys(
     session: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
+    actor: ReaderDep,
     environment: Text = None,
     status: Status = None,
     page: PageNo = 1,
@@ -52,6 +54,8 @@ def service_deploys(
     now = clock.now()
     context = {
         "s": view,
+        "can_edit": bool(access.can(actor, "catalog.edit", catalog.service_resource(session, view.slug))),
+        "own_panels": [panel for panel, custom in observability.panels_of(session, view.slug) if custom],
         "live": service.live_of(session, view.slug, registry=request.app.state.registry),
         "history": history,
         "environments": service.environments(session),
@@ -62,6 +66,31 @@ def service_deploys(
         "ranges": ["15m", "1h", "6h", "24h", "7d"],
     }
     return templates.TemplateResponse(request, "deploys/service_deploys.html", context)
+
+
+@router.post("/services/{slug:path}/panels")
+def add_panel(
+    slug: str,
+    session: SessionDep,
+    actor: SignedInDep,
+    clock: ClockDep,
+    key: Annotated[str, Form(max_length=100)],
+    title: Annotated[str, Form(max_length=200)],
+    query: Annotated[str, Form(max_length=4000)],
+    unit: Annotated[str, Form(max_length=50)] = "",
+) -> Response:
+    """A team adds a graph to its service from the deploys tab (the API does the same)."""
+    fields = {"key": key, "title": title, "unit": unit, "query": query}
+    with session.begin():
+        observability.add_panel(session, actor, slug, fields, at=clock.now())
+    return RedirectResponse(f"/services/{slug}/deploys#graphs", status_code=303)
+
+
+@router.post("/services/{slug:path}/panels/{key}/delete")
+def remove_panel(slug: str, key: str, session: SessionDep, actor: SignedInDep, clock: ClockDep) -> Response:
+    with session.begin():
+        observability.remove_panel(session, actor, slug, key, at=clock.now())
+    return RedirectResponse(f"/services/{slug}/deploys#graphs", status_code=303)
 
 
 @router.get("/deploys/{deploy_id}", response_class=HTMLResponse, name="deploy")

@@ -31,7 +31,7 @@ def graphs(
 @router.post("/services/{slug:path}/panels", response_model=PanelOut, status_code=201)
 def add_panel(slug: str, body: PanelIn, session: SessionDep, actor: ActorDep, clock: ClockDep) -> PanelOut:
     with session.begin():
-        panel = service.add_panel(session, actor, slug, body, at=clock.now())
+        panel = service.add_panel(session, actor, slug, body.model_dump(), at=clock.now())
     return PanelOut(
         key=panel.key,
         title=panel.title,

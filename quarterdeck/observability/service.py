@@ -4,15 +4,16 @@ into logs and dashboards. Callers own the transaction."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quarterdeck.access import service as access
 from quarterdeck.access.schemas import Actor
 from quarterdeck.catalog import service as catalog
-from quarterdeck.errors import Conflict, NotFound, QuarterdeckError, Unavailable
+from quarterdeck.errors import Conflict, Invalid, NotFound, QuarterdeckError, Unavailable
 from quarterdeck.integrations.prometheus import Series
 from quarterdeck.observability import promql
 from quarterdeck.observability.links import check_templates, links_for
@@ -92,8 +93,14 @@ def graphs(
     )
 
 
-def add_panel(session: Session, actor: Actor, slug: str, body: PanelIn, *, at: datetime) -> MetricPanel:
+def add_panel(
+    session: Session, actor: Actor, slug: str, fields: dict[str, Any], *, at: datetime
+) -> MetricPanel:
     """A team adds a graph to its service; the query is checked before it is stored."""
+    try:
+        body = PanelIn.model_validate(fields)
+    except ValidationError as exc:
+        raise Invalid.from_validation(exc) from exc
     row = catalog.find_row(session, "service", slug)
     access.require(actor, "catalog.edit", catalog.resource_of(row))
     promql.validate_template(body.query, set(promql.PLACEHOLDERS))

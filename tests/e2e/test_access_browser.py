@@ -121,7 +121,7 @@ def test_password_sign_in_lands_on_next_and_sign_out_ends_the_session(
     assert session_cookie(page) is None
     page.goto(base + "/services")
     expect(page).to_have_url(base + "/login?next=%2Fservices")
-    replayed = httpx.get(base + "/api/v1/me", cookies={"qd_session": raw})
+    replayed = httpx.get(base + "/api/v1/me", headers={"Cookie": f"qd_session={raw}"})
     assert replayed.json()["signed_in"] is False, "the server must end the session, not only the cookie"
 
 
