@@ -27,6 +27,7 @@ IP_FAILURE_FACTOR = 4
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a password anyone has")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+TEAM_SLUG = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,198}[a-z0-9])?$")
 
 
 def hash_secret(raw: str) -> str:
@@ -194,8 +195,12 @@ def set_team_role(
     """Grant (or with role None, take away) a user's role in a team. Team owners manage their team."""
     user = find_user(session, key)
     team = team.strip().lower()
-    if not team:
-        raise Invalid("a team slug is required", code="access.bad_team")
+    if not TEAM_SLUG.match(team):
+        raise Invalid(
+            f"{team!r} is not a team slug (lower-case letters, digits, '.', '_' and '-')",
+            code="access.bad_team",
+            details=[{"field": "team", "message": "not a team slug"}],
+        )
     policy.require(actor, "catalog.edit", Resource(type="team", key=team, team=team))
     row = session.scalar(select(TeamRole).where(TeamRole.user_id == user.id, TeamRole.team_slug == team))
     before = row.role if row else None
@@ -338,7 +343,8 @@ def sign_in_oidc(session: Session, identity: OidcIdentity, *, settings: Settings
     user.oidc_issuer, user.oidc_subject = identity.issuer, identity.subject
     if admin and user.role != GlobalRole.ADMIN.value:
         change_user(session, system, user.id, role=GlobalRole.ADMIN, at=at)
-    _sync_group_teams(session, user, {_group_slug(g) for g in identity.groups if _group_slug(g)}, at=at)
+    teams = {_group_slug(g) for g in identity.groups if g != settings.oidc_admin_group}
+    _sync_group_teams(session, user, {slug for slug in teams if TEAM_SLUG.match(slug)}, at=at)
     return user
 
 

@@ -174,6 +174,7 @@ def oidc_callback(
     error: Text = None,
     error_description: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Response:
+    saved: dict[str, str] = {}
     try:
         if error:
             raise Invalid(f"the identity provider refused: {error_description or error}", code="oidc.refused")
@@ -203,7 +204,11 @@ def oidc_callback(
             )
     except QuarterdeckError as exc:
         response = _login_page(
-            request, settings, next_="/", error=f"Single sign-on failed: {exc.message}", status=403
+            request,
+            settings,
+            next_=_safe_next(saved.get("next")),
+            error=f"Single sign-on failed: {exc.message}",
+            status=403,
         )
         response.delete_cookie(OIDC_COOKIE, path="/auth/oidc")
         return response
