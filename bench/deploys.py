@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 
 from bench.generate import generate
-from bench.run import admin_token, percentile, run_wrk, start_server, timed_import
+from bench.run import admin_token, database_url, percentile, run_wrk, start_server, timed_import
 from quarterdeck.access import service as access
 from quarterdeck.access.schemas import Actor
 from quarterdeck.clock import SystemClock
@@ -41,7 +40,6 @@ from quarterdeck.db import make_engine, make_sessionmaker, transaction
 from quarterdeck.deploys import service as deploys
 from quarterdeck.deploys.schemas import DeployReport, EnvironmentIn
 from quarterdeck.migrations import upgrade
-from tests.pg_cluster import postgres_cluster
 
 RESULTS = Path(__file__).parent / "results"
 ENVIRONMENTS = [("staging", False), ("canary", True), ("production-eu", True), ("production-us", True)]
@@ -262,14 +260,7 @@ def main() -> None:
         dialects = ["sqlite", "postgresql"] if args.dialect == "both" else [args.dialect]
         with ExitStack() as stack:
             for dialect in dialects:
-                if dialect == "sqlite":
-                    url = f"sqlite:///{work}/bench.db"
-                else:
-                    server = stack.enter_context(postgres_cluster())
-                    name = "bench_" + uuid.uuid4().hex[:6]
-                    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
-                        conn.execute(f'CREATE DATABASE "{name}"')
-                    url = f"postgresql+psycopg://{server.split('://', 1)[1]}/{name}"
+                url = database_url(stack, dialect, work)
                 print(f"[bench deploys] {dialect}...", flush=True)
                 result = run_dialect(dialect, url, work / "catalog", args)
                 print(json.dumps(result, indent=2), flush=True)

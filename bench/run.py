@@ -84,6 +84,17 @@ def timed_import(url: str, folder: Path, settings: Settings) -> tuple[float, Any
     return elapsed, report
 
 
+def database_url(stack: ExitStack, dialect: str, work: Path) -> str:
+    """A fresh database for one benchmark run: a SQLite file, or a database in a throw-away cluster."""
+    if dialect == "sqlite":
+        return f"sqlite:///{work}/bench-{uuid.uuid4().hex[:6]}.db"
+    server = stack.enter_context(postgres_cluster())
+    name = "bench_" + uuid.uuid4().hex[:6]
+    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://{server.split('://', 1)[1]}/{name}"
+
+
 def admin_token(url: str) -> str:
     """A token for the benchmark's requests: every route needs a signed-in reader now."""
     with transaction(make_sessionmaker(make_engine(url))) as session:
@@ -302,14 +313,7 @@ def main() -> None:
             for dialect in dialects:
                 catalog = work / f"catalog-{dialect}"
                 shutil.copytree(work / "catalog", catalog)
-                if dialect == "sqlite":
-                    url = f"sqlite:///{work}/bench.db"
-                else:
-                    server = stack.enter_context(postgres_cluster())
-                    name = "bench_" + uuid.uuid4().hex[:6]
-                    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
-                        conn.execute(f'CREATE DATABASE "{name}"')
-                    url = f"postgresql+psycopg://{server.split('://', 1)[1]}/{name}"
+                url = database_url(stack, dialect, work)
                 print(f"[bench] {dialect}...", flush=True)
                 result = run_dialect(dialect, url, catalog, work / "extra", args)
                 print(json.dumps(result, indent=2), flush=True)

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from http.cookies import Morsel, SimpleCookie
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from argon2 import PasswordHasher
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,7 +24,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from quarterdeck.access import service as access
 from quarterdeck.access import users
 from quarterdeck.access.deps import LOGIN_CSRF_COOKIE, SESSION_COOKIE
-from quarterdeck.access.schemas import AuditEntryOut
+from quarterdeck.access.schemas import AuditEntryOut, GlobalRole
+from quarterdeck.app import create_app
+from quarterdeck.clock import FrozenClock
+from quarterdeck.config import Settings
+from tests.conftest import ADMIN_EMAIL, NOW, make_token, make_user
 
 Json = dict[str, Any]
 PASSWORD = "correct horse battery"
@@ -129,3 +141,52 @@ def audit_log(sessions: sessionmaker[Session]) -> list[AuditEntryOut]:
         entries, total = access.search(session, access.AuditFilters(), per_page=10_000)
     assert len(entries) == total
     return entries[::-1]
+
+
+# ---------------------------------------------------------------- an app shared by a module's tests
+
+
+@dataclass(frozen=True)
+class SharedApp:
+    """An app on a database of its own, for a module's read-mostly tests: `client` is an admin by token."""
+
+    app: FastAPI
+    client: TestClient
+    sessions: sessionmaker[Session]
+    clock: FrozenClock
+    db_url: str
+
+
+@contextmanager
+def fresh_database(request: pytest.FixtureRequest, dialect: str, folder: Path) -> Iterator[str]:
+    """A migrated database copied from conftest's templates, like its `db_url`, but for a wider scope."""
+    if dialect == "sqlite":
+        path = folder / "quarterdeck.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    server: str = request.getfixturevalue("postgres_server")
+    template: str = request.getfixturevalue("postgres_template")
+    name = "qd_shared_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield f"postgresql+psycopg://{server.split('://', 1)[1]}/{name}"
+    finally:
+        with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def shared_app(request: pytest.FixtureRequest, folder: Path) -> Iterator[SharedApp]:
+    """For a fixture parametrised over "sqlite" and "postgresql": the app, an admin signed in by token."""
+    with fresh_database(request, request.param, folder) as url:
+        clock = FrozenClock(NOW)
+        app = create_app(Settings(database_url=url, git_cache_dir=folder / "git"), clock=clock)
+        try:
+            make_user(app.state.sessions, clock, ADMIN_EMAIL, role=GlobalRole.ADMIN)
+            token = make_token(app.state.sessions, clock, user=ADMIN_EMAIL, scopes=["admin"])
+            with TestClient(app, headers=bearer(token)) as client:
+                yield SharedApp(app, client, app.state.sessions, clock, url)
+        finally:
+            app.state.engine.dispose()

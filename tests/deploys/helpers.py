@@ -6,12 +6,14 @@ needs the way an admin or CI would, over HTTP.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
-import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,13 +26,6 @@ from quarterdeck.deploys.models import Deploy, Release
 from tests.conftest import NOW, TEST_ACTOR
 
 Json = dict[str, Any]
-
-TUPLES_DEPRECATION = pytest.mark.filterwarnings(
-    "ignore:The Result.tuples\\(\\) method is deprecated:sqlalchemy.exc.SADeprecationWarning"
-)
-"""BUG (reported, not fixed here): quarterdeck/deploys/queries.py calls `Result.tuples()`, deprecated in
-SQLAlchemy 2.1, and pytest makes warnings errors, so every deploy read would fail. Drop this mark (and its
-uses) once queries.py unpacks rows directly."""
 TEAM = "shop"
 SERVICE = "checkout"
 IMAGE = "registry.example.com/shop/checkout"
@@ -274,3 +269,13 @@ def parse_html(text: str) -> Node:
 def cells(row: Node) -> list[str]:
     """The text of each cell of a table row."""
     return [cell.text() for cell in row.children if isinstance(cell, Node) and cell.tag in {"td", "th"}]
+
+
+@contextmanager
+def reporter(
+    app: FastAPI, sessions: sessionmaker[Session], clock: FrozenClock, name: str = "ci-shop", team: str = TEAM
+) -> Iterator[TestClient]:
+    """A client for CI: a service token with scope `deploy` for `team`, reporting as `token:<name>`."""
+    token = issue_token(sessions, clock, name, scopes=["deploy"], team=team)
+    with TestClient(app, headers=bearer(token)) as client:
+        yield client

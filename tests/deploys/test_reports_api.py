@@ -26,7 +26,6 @@ from tests.deploys.helpers import (
     COMMITS,
     IMAGE,
     SERVICE,
-    TUPLES_DEPRECATION,
     Json,
     ago,
     audit_actions,
@@ -42,8 +41,6 @@ from tests.deploys.helpers import (
     versions_of,
 )
 from tests.web.api_helpers import error_of, problem
-
-pytestmark = TUPLES_DEPRECATION
 
 CI_TOKEN = "ci-shop"
 """The name of the deploy token the `ci` client reports with (team shop, scope deploy)."""

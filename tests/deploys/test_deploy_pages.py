@@ -1,0 +1,362 @@
+"""Deploy pages: a service's deploys tab, its HTMX history fragment, a deploy's detail, the environment
+matrix, the recent deploys feed, and the approvals page; the tab with a registry that cannot be reached.
+
+Pages are read with a bearer token (the reader dependency accepts one) and parsed with html.parser.
+Runs on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from quarterdeck.access.schemas import GlobalRole
+from quarterdeck.app import create_app
+from quarterdeck.clock import FrozenClock
+from quarterdeck.config import Settings
+from tests.conftest import make_user
+from tests.deploys.helpers import (
+    COMMITS,
+    IMAGE,
+    Json,
+    Node,
+    bearer,
+    cells,
+    create_service,
+    issue_token,
+    parse_html,
+    post,
+    put_environments,
+    report,
+    reporter,
+    shop,
+)
+from tests.pg_cluster import free_port
+
+LINK_TEMPLATES = {
+    "Logs": "https://logs.example.com/search?q=service%3A{service}&from={from}&to={to}",
+    "Dashboard": "https://grafana.example.com/d/svc?var-service={service}&var-env={env}&from={from_ms}&to={to_ms}",
+}
+REPO = "https://github.com/shop/checkout"
+# The frozen clock's 12:00 and the hour before it, as the links spell them
+FROM_11, TO_12 = "2026-11-25T11%3A00%3A00%2B00%3A00", "2026-11-25T12%3A00%3A00%2B00%3A00"
+MS_11, MS_12 = "1795604400000", "1795608000000"
+
+
+@pytest.fixture
+def app(settings: Settings, clock: FrozenClock) -> Iterator[FastAPI]:
+    """The portal with links into logs and dashboards configured."""
+    portal = create_app(settings.model_copy(update={"link_templates": LINK_TEMPLATES}), clock=clock)
+    yield portal
+    portal.state.engine.dispose()
+
+
+@pytest.fixture
+def admin(app: FastAPI, admin_token: str) -> Iterator[TestClient]:
+    with TestClient(app, headers=bearer(admin_token)) as client:
+        yield client
+
+
+@pytest.fixture
+def ci(
+    app: FastAPI, admin: TestClient, sessions: sessionmaker[Session], clock: FrozenClock
+) -> Iterator[TestClient]:
+    """Staging, production, team shop and its checkout service (with a repo link); CI's client."""
+    shop(admin, image=None, links=[{"kind": "repo", "url": REPO}])
+    with reporter(app, sessions, clock) as client:
+        yield client
+
+
+def page(client: TestClient, url: str, status: int = 200) -> Node:
+    response = client.get(url)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    return parse_html(response.text)
+
+
+def rows_of(table: Node) -> list[list[str]]:
+    """The cells of each body row."""
+    [body] = table.all("tbody")
+    return [cells(row) for row in body.all("tr")]
+
+
+def links_of(section: Node) -> list[tuple[str, str]]:
+    return [(a.text(), a.attrs["href"]) for a in section.all("a", cls="log-link")]
+
+
+# ---------------------------------------------------------------- the deploys tab
+
+
+def test_the_deploys_tab_shows_live_versions_graphs_links_and_history(
+    ci: TestClient, admin: TestClient
+) -> None:
+    admin.put("/api/v1/environments/dev", json={"name": "Dev", "position": 0})
+    post(
+        ci,
+        [
+            report("1.0.0", "production", started=100, finished=90),
+            report("1.1.0", "staging"),
+            report("1.1.0", "production", started=30, status="failed", finished=25),
+        ],
+    )
+
+    doc = page(ci, "/services/checkout/deploys")
+
+    assert rows_of(doc.by_id("live-versions")) == [
+        ["Dev", "Never deployed here."],
+        ["Staging", "1.1.0", f"{IMAGE}:1.1.0", "2026-11-25 11:10", "token:ci-shop", "—"],
+        ["Production production", "1.0.0", f"{IMAGE}:1.0.0", "2026-11-25 10:30", "token:ci-shop", "—"],
+    ]
+    assert doc.by_id("registry-message").text() == "the service names no image repository (field `image`)"
+    graphs = doc.by_id("graphs")
+    assert (graphs.attrs["data-graphs"], graphs.attrs["data-deploys"]) == (
+        "/api/v1/services/checkout/graphs",
+        "/api/v1/services/checkout/deploys",
+    )
+    assert [b.attrs["data-range"] for b in graphs.all("button")] == ["15m", "1h", "6h", "24h", "7d"]
+    # the last hour; `env` is empty on the service's own tab
+    assert links_of(graphs) == [
+        ("Logs", f"https://logs.example.com/search?q=service%3Acheckout&from={FROM_11}&to={TO_12}"),
+        (
+            "Dashboard",
+            f"https://grafana.example.com/d/svc?var-service=checkout&var-env=&from={MS_11}&to={MS_12}",
+        ),
+    ]
+    history = doc.by_id("history")
+    assert history.all("p")[0].text() == "3 deploys"
+    assert rows_of(doc.by_id("deploy-history")) == [
+        ["1.1.0", "production", "failed", "token:ci-shop (ci)", "2026-11-25 11:30", "2026-11-25 11:35"],
+        ["1.1.0", "staging", "succeeded", "token:ci-shop (ci)", "2026-11-25 11:00", "2026-11-25 11:10"],
+        ["1.0.0", "production", "succeeded", "token:ci-shop (ci)", "2026-11-25 10:20", "2026-11-25 10:30"],
+    ]
+
+
+def test_link_templates_encode_the_service_name(admin: TestClient) -> None:
+    """A namespaced service's slash cannot change the link's shape."""
+    put_environments(admin)
+    admin.post("/api/v1/teams", json={"slug": "shop", "name": "Shop"})
+    create_service(admin, "web/checkout", image=None)
+
+    doc = page(admin, "/services/web/checkout/deploys")
+
+    assert [href for _, href in links_of(doc.by_id("graphs"))] == [
+        f"https://logs.example.com/search?q=service%3Aweb%2Fcheckout&from={FROM_11}&to={TO_12}",
+        f"https://grafana.example.com/d/svc?var-service=web%2Fcheckout&var-env=&from={MS_11}&to={MS_12}",
+    ]
+
+
+def test_htmx_gets_only_the_history_filtered(ci: TestClient) -> None:
+    post(
+        ci,
+        [
+            report("1.0.0", "staging", started=100, finished=90),
+            report("1.0.0", "production", started=90, finished=80),
+            report("1.1.0", "production"),
+        ],
+    )
+
+    response = ci.get(
+        "/services/checkout/deploys?environment=production&status=", headers={"HX-Request": "true"}
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.text.lstrip().startswith('<div id="history">')
+    assert "<html" not in response.text
+    doc = parse_html(response.text)
+    assert [n.attrs.get("id") for n in doc.children if isinstance(n, Node)] == ["history"]
+    assert (doc.find("live"), doc.find("graphs")) == (None, None)
+    assert doc.by_id("history").all("p")[0].text() == "2 deploys"
+    assert [row[:3] for row in rows_of(doc.by_id("deploy-history"))] == [
+        ["1.1.0", "production", "succeeded"],
+        ["1.0.0", "production", "succeeded"],
+    ]
+    # the full page keeps the filter chosen
+    full = page(ci, "/services/checkout/deploys?environment=production")
+    [chosen] = [o for o in full.all("option") if "selected" in o.attrs]
+    assert (chosen.attrs["value"], len(rows_of(full.by_id("deploy-history")))) == ("production", 2)
+
+
+def test_the_deploys_tab_of_an_unknown_service_is_a_404_page(ci: TestClient) -> None:
+    doc = page(ci, "/services/nope/deploys", 404)
+
+    assert "service 'nope' is not in the catalog" in doc.text()
+
+
+# ---------------------------------------------------------------- a deploy's detail
+
+
+def test_a_deploy_page_shows_what_changed_with_a_compare_link(ci: TestClient, clock: FrozenClock) -> None:
+    first = post(ci, report("1.0.0", "production", started=60, finished=50))["deploy"]
+    clock.at += timedelta(minutes=1)
+    post(ci, report("1.1.0", "staging", now=clock.at, notes="Tax fix"))
+    clock.at += timedelta(minutes=1)
+    latest = post(ci, report("1.1.0", "production", started=20, finished=10, now=clock.at))["deploy"]
+
+    doc = page(ci, latest["url"])
+
+    changes = doc.by_id("changes")
+    assert changes.all("p")[0].text() == (
+        "Before this, 1.0.0 was live in production (deployed 2026-11-25 11:10). Compare the commits."
+    )
+    assert (
+        doc.by_id("compare-link").attrs["href"] == f"{REPO}/compare/{COMMITS['1.0.0']}...{COMMITS['1.1.0']}"
+    )
+    assert [li.text() for li in doc.by_id("changed-releases").all("li")] == ["1.1.0 2222222bbbbb — Tax fix"]
+    # started 11:42, finished 11:52: the links span from 15 minutes before to 30 after
+    assert links_of(doc) == [
+        (
+            "Logs",
+            "https://logs.example.com/search?q=service%3Acheckout"
+            "&from=2026-11-25T11%3A27%3A00%2B00%3A00&to=2026-11-25T12%3A22%3A00%2B00%3A00",
+        ),
+        (
+            "Dashboard",
+            "https://grafana.example.com/d/svc?var-service=checkout&var-env=production"
+            "&from=1795606020000&to=1795609320000",
+        ),
+    ]
+    # the first deploy to production had nothing before it, so nothing to compare
+    first_doc = page(ci, first["url"])
+    assert (
+        first_doc.by_id("changes").all("p")[0].text() == "Nothing was live in production before this deploy."
+    )
+    assert first_doc.find("compare-link") is None
+
+
+def test_an_unknown_deploy_is_a_404_page(ci: TestClient) -> None:
+    assert "no deploy 4242" in page(ci, "/deploys/4242", 404).text()
+
+
+# ---------------------------------------------------------------- the matrix and the feed
+
+
+def test_the_matrix_page_puts_each_version_in_its_cell(ci: TestClient, admin: TestClient) -> None:
+    create_service(admin, "cart", tier=2, image=None)
+    post(ci, [report("1.0.0", "production"), report("2.0.0", "staging", service="cart")])
+
+    doc = page(ci, "/environments")
+
+    matrix = doc.by_id("matrix")
+    assert cells(matrix.all("thead")[0].all("tr")[0]) == ["Service", "Owner", "Staging", "Production"]
+    by_cell = {
+        (row.attrs["data-service"], cell.attrs["data-environment"]): cell.text()
+        for row in matrix.all("tr")
+        if "data-service" in row.attrs
+        for cell in row.all("td")
+        if "data-environment" in cell.attrs
+    }
+    assert by_cell == {
+        ("cart", "staging"): "2.0.0",
+        ("cart", "production"): "—",
+        ("checkout", "staging"): "—",
+        ("checkout", "production"): "1.0.0",
+    }
+    [link] = [a for a in matrix.all("a") if a.text() == "1.0.0"]
+    assert link.attrs["href"].startswith("/deploys/")
+
+
+def test_the_feed_page_lists_deploys_of_every_service(ci: TestClient, admin: TestClient) -> None:
+    create_service(admin, "cart", tier=2, image=None)
+    post(
+        ci,
+        [report("1.0.0", "production", started=90, finished=80), report("2.0.0", "staging", service="cart")],
+    )
+
+    doc = page(ci, "/deploys")
+
+    assert [row[:4] for row in rows_of(doc.by_id("feed"))] == [
+        ["cart", "2.0.0", "staging", "succeeded"],
+        ["checkout", "1.0.0", "production", "succeeded"],
+    ]
+    only_cart = page(ci, "/deploys?service=cart&environment=&status=")
+    assert [row[0] for row in rows_of(only_cart.by_id("feed"))] == ["cart"]
+    nothing = page(ci, "/deploys?status=failed")
+    assert rows_of(nothing.by_id("feed")) == [["No deploys."]]
+
+
+# ---------------------------------------------------------------- approvals
+
+
+def test_only_someone_who_may_decide_sees_the_approve_button(
+    app: FastAPI,
+    ci: TestClient,
+    admin: TestClient,
+    admin_token: str,
+    sessions: sessionmaker[Session],
+    clock: FrozenClock,
+) -> None:
+    create_service(admin, "cart", tier=2, image=None)
+    tokens = {"admin": admin_token}
+    for name, role in (("alice", GlobalRole.MEMBER), ("bob", GlobalRole.MEMBER), ("vic", GlobalRole.VIEWER)):
+        make_user(sessions, clock, f"{name}@example.com", role=role, teams={"shop": "member"})
+        tokens[name] = issue_token(sessions, clock, name, scopes=["deploy"], user=f"{name}@example.com")
+    ask: Json = {"service": "checkout", "environment": "production", "version": "1.1.0"}
+    asked = admin.post("/api/v1/approvals", json=ask, headers=bearer(tokens["alice"]))
+    assert asked.status_code == 201, asked.text
+    approval_id = asked.json()["id"]
+    free = admin.post("/api/v1/approvals", json={**ask, "service": "cart"}, headers=bearer(tokens["alice"]))
+    assert free.json()["status"] == "not_required"
+
+    expected = [
+        # the one who asked
+        ("alice", False),
+        # a viewer of the team
+        ("vic", False),
+        # a second member of the team
+        ("bob", True),
+        # an admin who did not ask
+        ("admin", True),
+    ]
+    for who, decides in expected:
+        with TestClient(app, headers=bearer(tokens[who])) as someone:
+            doc = page(someone, "/approvals")
+
+        [row] = [r for r in doc.by_id("approvals").all("tr") if "data-approval-id" in r.attrs]
+        assert cells(row)[1:5] == ["checkout", "production", "1.1.0", "token:alice"], who
+        forms = [f.attrs["action"] for f in row.all("form")]
+        buttons = [b.text() for b in row.all("button")]
+        if decides:
+            assert forms == [f"/approvals/{approval_id}/approve", f"/approvals/{approval_id}/reject"], who
+            assert buttons == ["Approve", "Reject"], who
+        else:
+            assert (forms, buttons) == ([], []), who
+    # requests that need nobody wait on nobody: listed, without buttons
+    with TestClient(app, headers=bearer(tokens["bob"])) as bob:
+        done = page(bob, "/approvals?status=not_required")
+    [row] = [r for r in done.by_id("approvals").all("tr") if "data-approval-id" in r.attrs]
+    assert (cells(row)[1], row.all("button")) == ("cart", [])
+
+
+# ---------------------------------------------------------------- the registry down
+
+
+def test_the_deploys_tab_answers_when_the_registry_is_down(
+    settings: Settings, clock: FrozenClock, admin_token: str, sessions: sessionmaker[Session]
+) -> None:
+    port = free_port()  # nothing listens there
+    registry = f"127.0.0.1:{port}"
+    app = create_app(settings.model_copy(update={"registry_plain_http": registry}), clock=clock)
+    with TestClient(app, headers=bearer(admin_token)) as admin:
+        shop(admin, image=f"{registry}/shop/checkout")
+        with reporter(app, sessions, clock) as ci:
+            post(ci, report("1.0.0", "production", image=f"{registry}/shop/checkout:1.0.0"))
+
+        doc = page(admin, "/services/checkout/deploys")
+
+        message = doc.by_id("registry-message").text()
+        assert message.startswith("the registry could not be read: registry cannot be reached: ")
+        assert message.endswith(f"(GET /v2/shop/checkout/tags/list on {registry})")
+        assert doc.find("registry-latest") is None
+        # what runs is still shown, only how far behind it is cannot be told
+        [production] = [
+            r for r in doc.by_id("live-versions").all("tr") if r.attrs.get("data-environment") == "production"
+        ]
+        assert (cells(production)[1], cells(production)[-1]) == ("1.0.0", "—")
+        live = admin.get("/api/v1/services/checkout/live").json()
+        assert (live["registry"]["error"], live["registry"]["latest"]) == (message, None)
+    app.state.engine.dispose()
