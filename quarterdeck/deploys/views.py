@@ -13,6 +13,7 @@ from quarterdeck.access import service as access
 from quarterdeck.access.deps import ReaderDep, SignedInDep, reader
 from quarterdeck.catalog import service as catalog
 from quarterdeck.deploys import service
+from quarterdeck.deploys.schemas import SLUG, EnvironmentIn
 from quarterdeck.deploys.service import DeployFilters
 from quarterdeck.observability import service as observability
 from quarterdeck.web.deps import ClockDep, IdPath, SessionDep, SettingsDep
@@ -142,6 +143,31 @@ def matrix_page(
         "filters": {"owner": owner or "", "q": q or ""},
     }
     return templates.TemplateResponse(request, "deploys/matrix.html", context)
+
+
+@router.get("/admin/environments", response_class=HTMLResponse, name="admin_environments")
+def environments_page(request: Request, session: SessionDep, actor: SignedInDep) -> Response:
+    access.require(actor, "settings.edit")
+    return templates.TemplateResponse(
+        request, "deploys/environments.html", {"environments": service.environments(session)}
+    )
+
+
+@router.post("/admin/environments")
+def put_environment(
+    session: SessionDep,
+    actor: SignedInDep,
+    clock: ClockDep,
+    slug: Annotated[str, Form(pattern=SLUG, max_length=100)],
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    position: Annotated[int, Form(ge=0, le=10_000)] = 0,
+    production: Annotated[bool, Form()] = False,
+) -> Response:
+    """Add an environment, or change one: the slug is what deploy reports name."""
+    with session.begin():
+        body = EnvironmentIn(name=name, position=position, production=production)
+        service.put_environment(session, actor, slug, body, at=clock.now())
+    return RedirectResponse("/admin/environments", status_code=303)
 
 
 @router.get("/approvals", response_class=HTMLResponse, name="approvals")

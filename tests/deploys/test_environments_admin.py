@@ -1,0 +1,88 @@
+"""The environments admin page: admins add and reorder environments with a form; others get 403."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from quarterdeck.access import service as access
+from quarterdeck.access.deps import SESSION_COOKIE
+from quarterdeck.access.schemas import GlobalRole
+from quarterdeck.clock import FrozenClock
+from quarterdeck.db import transaction
+from tests.conftest import make_user
+
+
+def _browser(
+    app: FastAPI, sessions: sessionmaker[Session], clock: FrozenClock, email: str
+) -> tuple[TestClient, str]:
+    with transaction(sessions) as session:
+        user = access.find_user(session, email)
+        raw, web = access.start_session(
+            session, user, ip="testclient", user_agent="tests", at=clock.now(), hours=1
+        )
+    client = TestClient(app)
+    client.cookies.set(SESSION_COOKIE, raw)
+    return client, web.csrf_token
+
+
+def test_an_admin_adds_and_changes_environments_with_the_form(
+    app_under_test: FastAPI, client: TestClient, sessions: sessionmaker[Session], clock: FrozenClock
+) -> None:
+    make_user(sessions, clock, "ops@corp.example", role=GlobalRole.ADMIN)
+    browser, csrf = _browser(app_under_test, sessions, clock, "ops@corp.example")
+    form = {
+        "csrf_token": csrf,
+        "slug": "production-eu",
+        "name": "Production (EU)",
+        "position": "1",
+        "production": "true",
+    }
+
+    added = browser.post("/admin/environments", data=form, follow_redirects=False)
+    renamed = browser.post(
+        "/admin/environments",
+        data=form | {"name": "EU", "position": "0", "production": ""},
+        follow_redirects=False,
+    )
+    browser.post("/admin/environments", data=form | {"slug": "staging", "name": "Staging", "position": "1"})
+
+    assert (added.status_code, renamed.status_code) == (303, 303)
+    listed = client.get("/api/v1/environments").json()
+    assert listed == [
+        {"slug": "production-eu", "name": "EU", "position": 0, "production": False},
+        {"slug": "staging", "name": "Staging", "position": 1, "production": True},
+    ]
+    page = browser.get("/admin/environments").text
+    assert page.index('data-environment="production-eu"') < page.index('data-environment="staging"')
+    actions = [
+        e["action"] for e in client.get("/api/v1/audit", params={"action": "environment.put"}).json()["items"]
+    ]
+    assert actions == ["environment.put"] * 3
+
+
+def test_the_form_refuses_a_bad_slug_and_a_missing_csrf_token(
+    app_under_test: FastAPI, client: TestClient, sessions: sessionmaker[Session], clock: FrozenClock
+) -> None:
+    make_user(sessions, clock, "ops@corp.example", role=GlobalRole.ADMIN)
+    browser, csrf = _browser(app_under_test, sessions, clock, "ops@corp.example")
+
+    bad_slug = browser.post("/admin/environments", data={"csrf_token": csrf, "slug": "Prod EU!", "name": "x"})
+    no_csrf = browser.post("/admin/environments", data={"slug": "prod", "name": "Prod"})
+
+    assert (bad_slug.status_code, no_csrf.status_code) == (422, 403)
+    assert client.get("/api/v1/environments").json() == []
+
+
+def test_members_neither_see_nor_use_the_environments_page(
+    app_under_test: FastAPI, sessions: sessionmaker[Session], clock: FrozenClock
+) -> None:
+    make_user(sessions, clock, "dev@corp.example", teams={"payments": "owner"})
+    browser, csrf = _browser(app_under_test, sessions, clock, "dev@corp.example")
+
+    page = browser.get("/admin/environments")
+    post = browser.post("/admin/environments", data={"csrf_token": csrf, "slug": "prod", "name": "Prod"})
+
+    assert (page.status_code, post.status_code) == (403, 403)
+    assert "/admin/environments" not in browser.get("/services").text
