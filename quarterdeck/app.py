@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from fastapi import FastAPI, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from quarterdeck import __version__
 from quarterdeck.access import api as access_api
@@ -28,79 +26,9 @@ from quarterdeck.integrations.prometheus import PrometheusClient
 from quarterdeck.observability import api as observability_api
 from quarterdeck.observability import service as observability_service
 from quarterdeck.web import errors
+from quarterdeck.web.middleware import MetricsMiddleware, RejectNulMiddleware, SecurityHeadersMiddleware
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
-
-
-class MetricsMiddleware:
-    """Counts and times every HTTP request by route template; plain ASGI, so it costs microseconds."""
-
-    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
-        self.app = app
-        self.requests = Counter(
-            "quarterdeck_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry
-        )
-        self.latency = Histogram(
-            "quarterdeck_http_request_seconds", "HTTP request latency", ["route"], registry=registry
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            self.requests.labels(scope["method"], route, str(status)).inc()
-            self.latency.labels(route).observe(time.perf_counter() - started)
-
-
-CSP = (
-    "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; "
-    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
-)
-SECURITY_HEADERS = [
-    (b"content-security-policy", CSP.encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-    (b"x-frame-options", b"DENY"),
-    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-]
-HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
-
-
-class SecurityHeadersMiddleware:
-    """A strict Content-Security-Policy (the pages carry no inline script) and friends on every answer,
-    except the interactive API docs, which load their own inline bootstrap."""
-
-    def __init__(self, app: ASGIApp, *, https: bool) -> None:
-        self.app = app
-        self.headers = [*SECURITY_HEADERS, HSTS] if https else SECURITY_HEADERS
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/api/v1/docs"):
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name for name, _value in message.get("headers", [])}
-                extra = [(name, value) for name, value in self.headers if name not in present]
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -139,6 +67,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     errors.install(app)
     registry = CollectorRegistry()
     app.add_middleware(MetricsMiddleware, registry=registry)
+    app.add_middleware(RejectNulMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, https=settings.cookie_secure)
 
     @app.get("/api/v1/docs", include_in_schema=False)

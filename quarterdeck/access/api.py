@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from quarterdeck.access import service
 from quarterdeck.access.deps import ActorDep, SignedInDep
@@ -144,8 +143,8 @@ def _filters(
     target_type: Text,
     target_id: Text,
     q: Text,
-    since: datetime | None,
-    until: datetime | None,
+    since: AwareDatetime | None,
+    until: AwareDatetime | None,
 ) -> service.AuditFilters:
     return service.AuditFilters(actor, action, target_type, target_id, q, since, until)
 
@@ -159,8 +158,8 @@ def audit_log(
     target_type: Text = None,
     target_id: Text = None,
     q: Text = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> AuditPage:
@@ -179,8 +178,8 @@ def export_audit(
     target_type: Text = None,
     target_id: Text = None,
     q: Text = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
 ) -> Response:
     """Every matching entry, oldest first, as JSON Lines, streamed from a session of its own."""
     service.require(who, "audit.read")

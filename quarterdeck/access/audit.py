@@ -166,12 +166,7 @@ def _filtered(filters: AuditFilters) -> Select[AuditEntry]:
     if filters.actor:
         query = query.where(AuditEntry.actor.ilike(_like(filters.actor), escape="\\"))
     if filters.action:
-        query = query.where(
-            or_(
-                AuditEntry.action == filters.action,
-                AuditEntry.action.like(_like(filters.action), escape="\\"),
-            )
-        )
+        query = query.where(AuditEntry.action.ilike(_like(filters.action), escape="\\"))
     if filters.target_type:
         query = query.where(AuditEntry.target_type == filters.target_type)
     if filters.target_id:

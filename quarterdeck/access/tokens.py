@@ -98,7 +98,9 @@ def create_token(
     at: datetime,
 ) -> CreatedToken:
     """A personal token acts as its user (never more than the user may do); a service token has no
-    user, is made by admins, and acts within its scopes for one team or, without one, for all."""
+    user, is made by admins, and acts within its scopes for one team or, without one, for all. A
+    team-limited token is never an admin, whatever its scopes: its `admin` scope stands for every
+    scope within that team."""
     name = name.strip()
     if not name or len(name) > 200:
         raise Invalid("a token needs a name of 1 to 200 characters", code="access.bad_token_name")
@@ -214,10 +216,11 @@ def token_actor(
             token=(token.id, token.name),
         )
     teams = {token.team_slug: TeamRoleName.MEMBER} if token.team_slug else {}
+    organisation_wide_admin = Scope.ADMIN in scopes and token.team_slug is None
     return Actor(
         kind="token",
         name=token.name,
-        role=GlobalRole.ADMIN if Scope.ADMIN in scopes else GlobalRole.MEMBER,
+        role=GlobalRole.ADMIN if organisation_wide_admin else GlobalRole.MEMBER,
         token_id=token.id,
         teams=teams,
         all_teams=token.team_slug is None,

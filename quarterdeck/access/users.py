@@ -21,6 +21,8 @@ from quarterdeck.config import Settings
 from quarterdeck.errors import Conflict, Invalid, NotFound, RateLimited, Unauthenticated
 
 MIN_PASSWORD = 12
+ATTEMPTS_KEPT = timedelta(days=2)
+"""Sign-in attempts older than this are deleted at each successful sign-in (lockouts are shorter)."""
 IP_FAILURE_FACTOR = 4
 """An address may fail this many times the per-account limit before it is slowed down."""
 
@@ -192,8 +194,10 @@ def change_user(
 def set_team_role(
     session: Session, actor: Actor, key: str | int, team: str, role: TeamRoleName | None, *, at: datetime
 ) -> User:
-    """Grant (or with role None, take away) a user's role in a team. Team owners manage their team."""
-    user = find_user(session, key)
+    """Grant (or with role None, take away) a user's role in a team. Team owners manage their team.
+
+    The policy is asked before the user is looked up, so a refusal never tells who has an account.
+    """
     team = team.strip().lower()
     if not TEAM_SLUG.match(team):
         raise Invalid(
@@ -202,6 +206,7 @@ def set_team_role(
             details=[{"field": "team", "message": "not a team slug"}],
         )
     policy.require(actor, "catalog.edit", Resource(type="team", key=team, team=team))
+    user = find_user(session, key)
     row = session.scalar(select(TeamRole).where(TeamRole.user_id == user.id, TeamRole.team_slug == team))
     before = row.role if row else None
     if role is None and row is not None:
@@ -248,6 +253,9 @@ def authenticate(
     answer tells nobody which e-mails have accounts) and slow down the address they came from."""
     if not settings.local_login:
         raise Unauthenticated("local sign-in is switched off: use single sign-on", code="access.local_off")
+    if "\x00" in email or "\x00" in password:
+        # No stored e-mail or password holds a NUL (PostgreSQL cannot even store one): a failed attempt.
+        email, password = email.replace("\x00", ""), "\x00"
     email = email.strip().lower()[:320]
     window_start = at - timedelta(minutes=settings.login_lockout_minutes)
     if _recent_failures(session, "ip", ip, window_start) >= settings.login_max_failures * IP_FAILURE_FACTOR:
@@ -272,6 +280,7 @@ def authenticate(
     session.flush()
     if not good or user is None:
         return None
+    session.execute(delete(LoginAttempt).where(LoginAttempt.at < at - ATTEMPTS_KEPT))
     if user.password_hash and _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     return user

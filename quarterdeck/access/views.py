@@ -70,8 +70,8 @@ def login(
     request: Request,
     settings: SettingsDep,
     clock: ClockDep,
-    email: Annotated[str, Form(max_length=320)],
-    password: Annotated[str, Form(max_length=1000)],
+    email: Annotated[str, Form(max_length=320)] = "",
+    password: Annotated[str, Form(max_length=1000)] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
     next: Annotated[str, Form(max_length=500)] = "/",
 ) -> Response:

@@ -3,11 +3,11 @@
 No `from __future__ import annotations`: FastAPI reads the union body type of `report_deploys`.
 """
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
 
 from quarterdeck.access.deps import ActorDep, reader
 from quarterdeck.access.schemas import ApprovalOut
@@ -87,8 +87,8 @@ def recent_deploys(
     service_: Annotated[str | None, Query(alias="service", max_length=200)] = None,
     environment: Annotated[str | None, Query(max_length=100)] = None,
     status: Status = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
     page: PageNo = 1,
     per_page: PerPage = 50,
 ) -> DeployPage:
@@ -114,8 +114,8 @@ def service_deploys(
     session: SessionDep,
     environment: Annotated[str | None, Query(max_length=100)] = None,
     status: Status = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
     page: PageNo = 1,
     per_page: PerPage = 50,
 ) -> DeployPage:

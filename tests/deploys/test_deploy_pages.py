@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -19,6 +20,7 @@ from quarterdeck.access.schemas import GlobalRole
 from quarterdeck.app import create_app
 from quarterdeck.clock import FrozenClock
 from quarterdeck.config import Settings
+from quarterdeck.errors import Invalid
 from tests.conftest import make_user
 from tests.deploys.helpers import (
     COMMITS,
@@ -228,6 +230,19 @@ def test_a_deploy_page_shows_what_changed_with_a_compare_link(ci: TestClient, cl
     assert first_doc.find("compare-link") is None
 
 
+def test_a_gitlab_repo_gets_gitlab_s_compare_link(ci: TestClient, admin: TestClient) -> None:
+    links = [{"kind": "source", "url": "https://gitlab.example.com/shop/cart.git"}]
+    create_service(admin, "cart", image=None, links=links)
+    post(ci, report("1.0.0", service="cart", started=60, finished=50))
+    latest = post(ci, report("1.1.0", service="cart", started=20, finished=10))["deploy"]
+
+    doc = page(ci, latest["url"])
+
+    assert doc.by_id("compare-link").attrs["href"] == (
+        f"https://gitlab.example.com/shop/cart/-/compare/{COMMITS['1.0.0']}...{COMMITS['1.1.0']}"
+    )
+
+
 def test_an_unknown_deploy_is_a_404_page(ci: TestClient) -> None:
     assert "no deploy 4242" in page(ci, "/deploys/4242", 404).text()
 
@@ -258,6 +273,8 @@ def test_the_matrix_page_puts_each_version_in_its_cell(ci: TestClient, admin: Te
     }
     [link] = [a for a in matrix.all("a") if a.text() == "1.0.0"]
     assert link.attrs["href"].startswith("/deploys/")
+    nothing = page(ci, "/environments?q=zzz&owner=")
+    assert rows_of(nothing.by_id("matrix")) == [["No services match."]]
 
 
 def test_the_feed_page_lists_deploys_of_every_service(ci: TestClient, admin: TestClient) -> None:
@@ -325,11 +342,27 @@ def test_only_someone_who_may_decide_sees_the_approve_button(
             assert buttons == ["Approve", "Reject"], who
         else:
             assert (forms, buttons) == ([], []), who
-    # requests that need nobody wait on nobody: listed, without buttons
-    with TestClient(app, headers=bearer(tokens["bob"])) as bob:
+    with TestClient(app, headers=bearer(tokens["bob"]), follow_redirects=False) as bob:
+        # requests that need nobody wait on nobody: listed, without buttons
         done = page(bob, "/approvals?status=not_required")
-    [row] = [r for r in done.by_id("approvals").all("tr") if "data-approval-id" in r.attrs]
-    assert (cells(row)[1], row.all("button")) == ("cart", [])
+        [row] = [r for r in done.by_id("approvals").all("tr") if "data-approval-id" in r.attrs]
+        assert (cells(row)[1], row.all("button")) == ("cart", [])
+
+        # the Approve button's form does approve, once
+        approved = bob.post(f"/approvals/{approval_id}/approve", data={"reason": "ok"})
+
+        assert (approved.status_code, approved.headers["location"]) == (303, "/approvals")
+        decided = bob.get(f"/api/v1/approvals/{approval_id}").json()
+        assert (decided["status"], decided["decided_by"], decided["reason"]) == (
+            "approved",
+            "token:bob",
+            "ok",
+        )
+        again = bob.post(f"/approvals/{approval_id}/reject")
+        assert again.status_code == 409
+        assert (
+            f"approval request {approval_id} is approved: nothing to decide" in parse_html(again.text).text()
+        )
 
 
 # ---------------------------------------------------------------- the registry down
@@ -360,3 +393,78 @@ def test_the_deploys_tab_answers_when_the_registry_is_down(
         live = admin.get("/api/v1/services/checkout/live").json()
         assert (live["registry"]["error"], live["registry"]["latest"]) == (message, None)
     app.state.engine.dispose()
+
+
+# ---------------------------------------------------------------- a team's own graphs
+
+
+def test_a_team_adds_and_removes_a_graph_from_the_deploys_tab(
+    app: FastAPI, ci: TestClient, sessions: sessionmaker[Session], clock: FrozenClock
+) -> None:
+    make_user(sessions, clock, "alice@example.com", teams={"shop": "member"})
+    make_user(sessions, clock, "pat@example.com", teams={"payments": "member"})
+    alice_token = issue_token(sessions, clock, "alice", scopes=["write:catalog"], user="alice@example.com")
+    pat_token = issue_token(sessions, clock, "pat", scopes=["write:catalog"], user="pat@example.com")
+    form = {
+        "key": "failures",
+        "title": "Failures",
+        "query": 'sum(rate(http_requests_total{service="{{service}}"}[{{range}}]))',
+    }
+    with (
+        TestClient(app, headers=bearer(alice_token), follow_redirects=False) as alice,
+        TestClient(app, headers=bearer(pat_token), follow_redirects=False) as pat,
+    ):
+        # only the owning team is offered the form
+        assert page(alice, "/services/checkout/deploys").find("add-panel") is not None
+        assert page(pat, "/services/checkout/deploys").find("add-panel") is None
+
+        added = alice.post("/services/checkout/panels", data=form)
+
+        assert (added.status_code, added.headers["location"]) == (303, "/services/checkout/deploys#graphs")
+        graphs = page(alice, "/services/checkout/deploys").by_id("graphs")
+        assert "This team's own graphs: failures remove" in graphs.text()
+        assert [f.attrs["action"] for f in graphs.all("form")] == [
+            "/services/checkout/panels/failures/delete",
+            "/services/checkout/panels",
+        ]
+        refusals = [
+            # another team's member
+            (pat, form | {"key": "theirs"}, 403),
+            # a key that is not a slug
+            (alice, form | {"key": "Bad Key"}, 422),
+            # a placeholder the portal does not fill
+            (alice, form | {"key": "by-team", "query": 'up{team="{{team}}"}'}, 422),
+        ]
+        for who, data, status in refusals:
+            assert who.post("/services/checkout/panels", data=data).status_code == status, data
+        assert pat.post("/services/checkout/panels/failures/delete").status_code == 403
+
+        removed = alice.post("/services/checkout/panels/failures/delete")
+
+        assert (removed.status_code, removed.headers["location"]) == (
+            303,
+            "/services/checkout/deploys#graphs",
+        )
+        assert "own graphs" not in page(alice, "/services/checkout/deploys").by_id("graphs").text()
+
+
+BAD_LINK_TEMPLATES: list[tuple[str, str]] = [
+    # a placeholder links do not fill
+    ("https://logs.example.com/?team={team}", "names team; known: env, from, from_ms, service, to, to_ms"),
+    # an unclosed brace
+    ("https://logs.example.com/?q={service", "is malformed"),
+    # not a web link
+    ("javascript:alert({service})", "must be an http(s) URL"),
+]
+
+
+def test_a_bad_link_template_stops_the_portal_from_starting(tmp_path: Path) -> None:
+    for template, says in BAD_LINK_TEMPLATES:
+        settings = Settings(database_url=f"sqlite:///{tmp_path / 'qd.db'}", link_templates={"Logs": template})
+
+        with pytest.raises(Invalid) as raised:
+            create_app(settings)
+
+        assert raised.value.code == "observability.bad_link", template
+        assert raised.value.message.startswith("link template 'Logs' "), template
+        assert says in raised.value.message, template

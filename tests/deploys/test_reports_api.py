@@ -114,22 +114,25 @@ def test_a_good_report_is_stored_live_and_audited(ci: TestClient, sessions: sess
     assert live_versions(ci) == {"staging": None, "production": "1.0.0"}
 
 
-def test_a_release_is_recorded_once_and_keeps_its_digest(
+def test_a_release_is_recorded_once_and_filled_in_by_later_reports(
     ci: TestClient, sessions: sessionmaker[Session]
 ) -> None:
     digest = "sha256:" + "ab" * 32
-    staged = post(ci, report("1.0.0", "staging", image=f"{IMAGE}@{digest}"))["deploy"]["release"]
+    bare = post(ci, report("1.0.0", "staging", image=None, commit=None))["deploy"]["release"]
+    assert (bare["image"], bare["digest"], bare["commit"]) == (None, None, None)
 
-    # production's report leaves out what the release already says
-    shipped = post(ci, report("1.0.0", "production", image=None, commit=None))["deploy"]["release"]
+    # production's report knows the image, pinned by digest, and the commit
+    filled = post(ci, report("1.0.0", "production", image=f"{IMAGE}@{digest}"))["deploy"]["release"]
+    # a later report leaving them out changes nothing
+    again = post(ci, report("1.0.0", "staging", id="again", image=None, commit=None))["deploy"]["release"]
 
-    assert staged == shipped
-    assert (shipped["image"], shipped["digest"], shipped["commit"]) == (
+    assert (filled["image"], filled["digest"], filled["commit"]) == (
         f"{IMAGE}@{digest}",
         digest,
         COMMITS["1.0.0"],
     )
-    assert count_rows(sessions) == (2, 1)
+    assert again == filled
+    assert count_rows(sessions) == (3, 1)
 
 
 def test_a_replayed_report_changes_nothing(ci: TestClient, sessions: sessionmaker[Session]) -> None:
@@ -175,13 +178,13 @@ def test_the_same_id_moves_a_deploy_on_never_back(
 ) -> None:
     created = post(ci, report(status=first, id="run-7"), 201)["deploy"]
 
-    response = ci.post("/api/v1/deploys", json=report(status=then, id="run-7", finished=40))
+    response = ci.post("/api/v1/deploys", json=report(status=then, id="run-7", finished=40, notes="Finished"))
 
     if status == 200:
         assert response.status_code == 200, response.text
         moved = response.json()["deploy"]
         assert (response.json()["outcome"], moved["id"], moved["status"]) == (outcome, created["id"], then)
-        assert moved["finished_at"] == "2026-11-25T11:20:00Z"
+        assert (moved["finished_at"], moved["notes"]) == ("2026-11-25T11:20:00Z", "Finished")
         assert audit_actions(sessions, created["id"]) == ["deploy.report", "deploy.update"]
     else:
         error = error_of(response, 409, outcome)
