@@ -162,7 +162,14 @@ def list_(
         print_json(found.model_dump(mode="json"))
         return
     table = Table(
-        "id", "service", "version", "environment", "status", "by", "started", title=f"{found.total} deploys"
+        "id",
+        "service",
+        "version",
+        "environment",
+        "status",
+        "by",
+        "started",
+        title=f"{found.total} deploy{'' if found.total == 1 else 's'}",
     )
     for d in found.items:
         table.add_row(

@@ -99,8 +99,10 @@ def live_rows(session: Session, services: Iterable[str]) -> list[Row]:
     return list(session.execute(query))
 
 
-def releases_between(session: Session, service: str, after: datetime | None, upto: datetime) -> list[Release]:
-    query = select(Release).where(Release.service_slug == service, Release.created_at <= upto)
-    if after is not None:
-        query = query.where(Release.created_at > after)
-    return list(session.scalars(query.order_by(Release.created_at.desc(), Release.id.desc()).limit(100)))
+def releases_between(session: Session, service: str, after_id: int | None, upto_id: int) -> list[Release]:
+    """A service's releases after one and up to another, newest first. Ids follow the order releases
+    were first seen, even within one batch, where their timestamps tie."""
+    query = select(Release).where(Release.service_slug == service, Release.id <= upto_id)
+    if after_id is not None:
+        query = query.where(Release.id > after_id)
+    return list(session.scalars(query.order_by(Release.id.desc()).limit(100)))

@@ -165,20 +165,26 @@ def _compare_url(repo: str | None, old: str | None, new: str | None) -> str | No
     return f"{base}/compare/{old}...{new}"
 
 
-def changes_of(session: Session, deploy_id: int, *, repo_url: str | None = None) -> ChangeOut:
-    """The releases a deploy brought over what was live before it in the same environment."""
+REPO_LINK_KINDS = frozenset({"repo", "source"})
+
+
+def changes_of(session: Session, deploy_id: int) -> ChangeOut:
+    """The releases a deploy brought over what was live before it in the same environment (none when
+    it went back to an older release), and a link comparing the two commits in the service's repo."""
     row = queries.by_id(session, deploy_id)
     if row is None:
         raise NotFound(f"no deploy {deploy_id}", code="deploys.unknown_deploy")
     deploy, env, release = row
     previous = queries.newest_succeeded(session, deploy.service_slug, env.id, before=deploy)
     previous_row = queries.by_id(session, previous.id) if previous else None
-    after = previous_row[2].created_at if previous_row else None
+    after_id = previous_row[2].id if previous_row else None
     releases = (
         []
-        if previous_row and previous_row[2].id == release.id
-        else queries.releases_between(session, deploy.service_slug, after, release.created_at)
+        if after_id is not None and after_id >= release.id
+        else queries.releases_between(session, deploy.service_slug, after_id, release.id)
     )
+    links = catalog.service_view(session, deploy.service_slug).links
+    repo_url = next((link["url"] for link in links if link.get("kind") in REPO_LINK_KINDS), None)
     return ChangeOut(
         previous=deploy_out(*previous_row) if previous_row else None,
         releases=[release_out(r) for r in releases],

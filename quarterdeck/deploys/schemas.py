@@ -10,12 +10,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from quarterdeck.deploys.models import DeploySource, DeployStatus
 
 SLUG = r"^[a-z0-9]([a-z0-9._-]{0,198}[a-z0-9])?$"
+SERVICE_SLUG = r"^[a-z0-9]([a-z0-9._/-]{0,198}[a-z0-9])?$"
+"""Service slugs may be namespaced, as the catalog allows (`web/checkout`)."""
 VERSION = r"^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$"
 """Semantic versions (1.4.2, v2.0.0-rc.1+build.5), dates (2026.12.01), short or long commit ids."""
 DEPLOY_ID = r"^[A-Za-z0-9][A-Za-z0-9._:/@#+-]{0,199}$"
 COMMIT = r"^[0-9a-f]{7,64}$"
 
 Slug = Annotated[str, StringConstraints(pattern=SLUG, max_length=200)]
+ServiceSlug = Annotated[str, StringConstraints(pattern=SERVICE_SLUG, max_length=200)]
 Version = Annotated[str, StringConstraints(pattern=VERSION, max_length=128)]
 
 
@@ -28,7 +31,7 @@ class DeployReport(BaseModel):
     id: Annotated[str, StringConstraints(pattern=DEPLOY_ID, max_length=200)] = Field(
         description="The reporter's own id for this deploy, e.g. 'github:run/1234/attempt/1'"
     )
-    service: Slug
+    service: ServiceSlug
     environment: Slug
     version: Version
     image: Annotated[str, StringConstraints(max_length=500)] | None = Field(
@@ -149,7 +152,7 @@ class MatrixPage(BaseModel):
 class ApprovalIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    service: Slug
+    service: ServiceSlug
     environment: Slug
     version: Version | None = None
     summary: Annotated[str, StringConstraints(max_length=2000)] = ""

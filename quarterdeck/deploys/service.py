@@ -33,7 +33,7 @@ from quarterdeck.deploys.schemas import (
     EnvironmentOut,
     ReportResult,
 )
-from quarterdeck.errors import Conflict, Invalid, InvalidTransition, QuarterdeckError
+from quarterdeck.errors import Conflict, Invalid, InvalidTransition, NotFound, QuarterdeckError
 from quarterdeck.integrations.oci_registry import parse_image_ref
 
 __all__ = [
@@ -210,7 +210,11 @@ class _Lookups:
         env = find_environment(session, report.environment, self.environments)
         base = self.services.get(report.service)
         if base is None:
-            base = self.services[report.service] = catalog.service_resource(session, report.service)
+            try:
+                base = self.services[report.service] = catalog.service_resource(session, report.service)
+            except NotFound as exc:
+                exc.details = [{"field": "service", "message": exc.message}]
+                raise
         resource = Resource(
             type="service",
             key=base.key,
@@ -264,6 +268,8 @@ def _report_one(
 def _update(
     session: Session, actor: Actor, deploy: Deploy, env: Environment, report: DeployReport, at: datetime
 ) -> ReportResult:
+    """A report of a known deploy: a retry when the status is the same (the first report's times
+    stand), else a move forward, which takes the new finish time."""
     release = session.get_one(Release, deploy.release_id)
     if (deploy.service_slug, deploy.environment_id, release.version) != (
         report.service,
@@ -277,9 +283,9 @@ def _update(
             details={"id": report.id},
         )
     current, wanted = DeployStatus(deploy.status), report.status
-    if current is wanted and deploy.finished_at == report.finished_at:
+    if current is wanted:
         return ReportResult(deploy=deploy_out(deploy, env, release), outcome="unchanged")
-    if current is not wanted and wanted not in NEXT_STATUSES[current]:
+    if wanted not in NEXT_STATUSES[current]:
         raise InvalidTransition(
             f"deploy {report.id!r} is {current.value}; it cannot become {wanted.value}",
             code="deploys.bad_transition",

@@ -27,10 +27,6 @@ HISTORY_PAGE = 25
 LINK_BEFORE, LINK_AFTER = timedelta(minutes=15), timedelta(minutes=30)
 
 
-def _repo_url(links: list[dict[str, str]]) -> str | None:
-    return next((link["url"] for link in links if link.get("kind") in {"repo", "source"}), None)
-
-
 @router.get("/services/{slug:path}/deploys", response_class=HTMLResponse, name="service_deploys")
 def service_deploys(
     request: Request,
@@ -104,7 +100,7 @@ def deploy_page(
     context = {
         "d": deploy,
         "s": view,
-        "changes": service.changes_of(session, deploy_id, repo_url=_repo_url(view.links)),
+        "changes": service.changes_of(session, deploy_id),
         "links": observability.links_for(
             settings.link_templates,
             service=deploy.service,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -69,10 +70,35 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+def _union_tag(location: tuple[Any, ...]) -> str | None:
+    """The union member Pydantic names in a body error's location (`DeployReport`, `list[...]`)."""
+    if len(location) >= 2 and location[0] == "body" and isinstance(location[1], str):
+        tag = location[1]
+        if tag.startswith("list[") or tag[:1].isupper():
+            return tag
+    return None
+
+
+def _branch_taken(errors: Sequence[Any], body: Any) -> list[Any]:
+    """For a body that may be one object or a list of them, only the errors of the shape the client
+    sent, located without the union member's name (`1.version`, not `list[DeployReport].1.version`)."""
+    if not any(_union_tag(tuple(e.get("loc", ()))) for e in errors):
+        return list(errors)
+    kept = []
+    for error in errors:
+        location = tuple(error.get("loc", ()))
+        tag = _union_tag(location)
+        if tag is None:
+            kept.append(error)
+        elif tag.startswith("list[") == isinstance(body, list):
+            kept.append({**error, "loc": (location[0], *location[2:])})
+    return kept or list(errors)
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     details = []
-    for error in exc.errors():
+    for error in _branch_taken(exc.errors(), exc.body):
         location = [str(part) for part in error.get("loc", ())]
         if error.get("type") == "json_invalid":
             ctx = error.get("ctx", {})

@@ -240,7 +240,7 @@ def test_the_same_id_twice_is_one_deploy(
     assert count_rows(sessions) == (1, 1)
     table = run("deploys", "list", "checkout")
     assert table.exit_code == 0, table.stderr
-    assert "1 deploys" in table.stdout
+    assert " 1 deploy " in table.stdout
     [row] = [line for line in table.stdout.splitlines() if "jenkins" in line or line.startswith("│ 1 ")]
     assert [cell.strip() for cell in row.split("│")[1:-1]] == [
         "1",
