@@ -56,7 +56,7 @@ def report_json(deploy_id: str, service: str, env: str, version: str, started: d
         "environment": env,
         "version": version,
         "image": f"registry.bench.example/{service}:{version}",
-        "commit": uuid.uuid5(uuid.NAMESPACE_OID, deploy_id).hex,
+        "commit": uuid.uuid5(uuid.NAMESPACE_OID, f"{service}@{version}").hex,
         "status": "succeeded",
         "started_at": started.isoformat(),
         "finished_at": (started + timedelta(minutes=4)).isoformat(),

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, insert, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from quarterdeck.access.models import AuditEntry, AuditHead
 from quarterdeck.access.schemas import Actor, AuditEntryOut
+from quarterdeck.db import bulk_insert
 from quarterdeck.errors import Invalid
 
 GENESIS = "0" * 64
@@ -55,6 +56,54 @@ def _jsonable(value: Any) -> Any:
     return None if value is None else json.loads(_canonical(value))
 
 
+@dataclass(frozen=True)
+class Change:
+    """One change to append: what was done to which object, with its values before and after."""
+
+    action: str
+    target: tuple[str, str]
+    before: Any = None
+    after: Any = None
+    note: str | None = None
+
+
+def record_many(session: Session, actor: Actor, changes: Sequence[Change], *, at: datetime) -> str:
+    """Append entries in the caller's transaction (they commit or roll back with the change); the last hash.
+
+    Three statements however many entries: the head row is bumped first (its lock orders concurrent
+    writers), then the entries go in and the head takes the last hash.
+    """
+    count = len(changes)
+    last_seq, prev_hash = session.execute(
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(seq=AuditHead.seq + count)
+        .returning(AuditHead.seq, AuditHead.hash)
+    ).one()
+    moment = at.astimezone(UTC)
+    rows = []
+    for offset, change in enumerate(changes):
+        fields = {
+            "seq": last_seq - count + 1 + offset,
+            "at": moment,
+            "actor": actor.label,
+            "actor_kind": actor.kind,
+            "action": change.action,
+            "target_type": change.target[0],
+            "target_id": str(change.target[1])[:300],
+            "before": _jsonable(change.before),
+            "after": _jsonable(change.after),
+            "note": change.note,
+            "ip": actor.ip,
+        }
+        digest = entry_hash(prev_hash, fields | {"at": moment.isoformat()})
+        rows.append(fields | {"prev_hash": prev_hash, "hash": digest})
+        prev_hash = digest
+    bulk_insert(session, AuditEntry.__table__, rows)  # type: ignore[arg-type]
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=prev_hash))
+    return str(prev_hash)
+
+
 def record(
     session: Session,
     actor: Actor,
@@ -66,34 +115,8 @@ def record(
     after: Any = None,
     note: str | None = None,
 ) -> str:
-    """Append one entry in the caller's transaction (it commits or rolls back with the change); its hash.
-
-    Three statements: the head row is bumped first (its lock orders concurrent writers), then the
-    entry goes in and the head takes its hash.
-    """
-    seq, prev_hash = session.execute(
-        update(AuditHead)
-        .where(AuditHead.id == 1)
-        .values(seq=AuditHead.seq + 1)
-        .returning(AuditHead.seq, AuditHead.hash)
-    ).one()
-    fields = {
-        "seq": seq,
-        "at": at.astimezone(UTC),
-        "actor": actor.label,
-        "actor_kind": actor.kind,
-        "action": action,
-        "target_type": target[0],
-        "target_id": str(target[1])[:300],
-        "before": _jsonable(before),
-        "after": _jsonable(after),
-        "note": note,
-        "ip": actor.ip,
-    }
-    digest = entry_hash(prev_hash, fields | {"at": fields["at"].isoformat()})
-    session.execute(insert(AuditEntry), [fields | {"prev_hash": prev_hash, "hash": digest}])
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=digest))
-    return digest
+    """Append one entry in the caller's transaction; its hash."""
+    return record_many(session, actor, [Change(action, target, before, after, note)], at=at)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,16 @@ from quarterdeck.access.approvals import (
     request_approval,
     resource_of,
 )
-from quarterdeck.access.audit import AuditFilters, entries_for, export_lines, record, search, verify
+from quarterdeck.access.audit import (
+    AuditFilters,
+    Change,
+    entries_for,
+    export_lines,
+    record,
+    record_many,
+    search,
+    verify,
+)
 from quarterdeck.access.policy import can, needs_second_approval, require
 from quarterdeck.access.tokens import create_token, list_tokens, revoke_token, token_actor
 from quarterdeck.access.users import (
@@ -33,6 +42,7 @@ from quarterdeck.access.users import (
 
 __all__ = [
     "AuditFilters",
+    "Change",
     "actor_for",
     "approval_out",
     "authenticate",
@@ -51,6 +61,7 @@ __all__ = [
     "list_users",
     "needs_second_approval",
     "record",
+    "record_many",
     "request_approval",
     "require",
     "resource_of",

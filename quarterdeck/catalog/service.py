@@ -65,6 +65,7 @@ __all__ = [
     "service_facets",
     "service_json",
     "service_resource",
+    "service_resources",
     "service_view",
     "system_view",
     "team_view",
@@ -116,6 +117,22 @@ def service_resource(session: Session, slug: str) -> Resource:
     if found is None:
         return resource_of(get_service(session, slug))
     return Resource(type="service", key=found.slug, team=found.owner_ref, tier=found.tier)
+
+
+def service_resources(session: Session, slugs: set[str]) -> dict[str, Resource]:
+    """The policy's view of many components at once (slug -> Resource); unknown slugs are left out."""
+    found: dict[str, Resource] = {}
+    ordered = sorted(slug.lower() for slug in slugs)
+    for start in range(0, len(ordered), 500):
+        rows = session.execute(
+            select(Service.slug, Service.owner_ref, Service.tier).where(
+                Service.slug.in_(ordered[start : start + 500]), Service.kind == "component"
+            )
+        )
+        found.update(
+            {r.slug: Resource(type="service", key=r.slug, team=r.owner_ref, tier=r.tier) for r in rows}
+        )
+    return found
 
 
 def _audit_target(row: store.Entity) -> tuple[str, str]:

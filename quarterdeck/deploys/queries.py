@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from quarterdeck.deploys.models import Deploy, DeployStatus, Environment, LiveVersion, Release
@@ -106,3 +106,74 @@ def releases_between(session: Session, service: str, after_id: int | None, upto_
     if after_id is not None:
         query = query.where(Release.id > after_id)
     return list(session.scalars(query.order_by(Release.id.desc()).limit(100)))
+
+
+CHUNK = 500
+
+
+def deploys_by_external_id(session: Session, ids: Iterable[str]) -> dict[str, Deploy]:
+    ordered = sorted(set(ids))
+    found: dict[str, Deploy] = {}
+    for start in range(0, len(ordered), CHUNK):
+        rows = session.scalars(select(Deploy).where(Deploy.external_id.in_(ordered[start : start + CHUNK])))
+        found.update({row.external_id: row for row in rows})
+    return found
+
+
+def deploy_ids(session: Session, ids: Iterable[str]) -> dict[str, int]:
+    ordered = sorted(set(ids))
+    found: dict[str, int] = {}
+    for start in range(0, len(ordered), CHUNK):
+        rows = session.execute(
+            select(Deploy.external_id, Deploy.id).where(
+                Deploy.external_id.in_(ordered[start : start + CHUNK])
+            )
+        )
+        found.update({external: row_id for external, row_id in rows})
+    return found
+
+
+def releases_for(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Release]:
+    """Releases by (service, version), looked up by the pair (indexed by its unique constraint)."""
+    wanted = sorted(set(keys))
+    found: dict[tuple[str, str], Release] = {}
+    for start in range(0, len(wanted), CHUNK):
+        pairs = wanted[start : start + CHUNK]
+        rows = session.scalars(
+            select(Release).where(tuple_(Release.service_slug, Release.version).in_(pairs))
+        )
+        found.update({(row.service_slug, row.version): row for row in rows})
+    return found
+
+
+LiveOrder = tuple[datetime, datetime, int]
+
+
+def live_orders(session: Session, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], LiveOrder]:
+    """For each (service, environment id) with a live deploy: (finished or started, started, id) of it."""
+    wanted = set(keys)
+    services = sorted({service for service, _env in wanted})
+    found: dict[tuple[str, int], LiveOrder] = {}
+    for start in range(0, len(services), CHUNK):
+        rows = session.execute(
+            select(
+                LiveVersion.service_slug,
+                LiveVersion.environment_id,
+                func.coalesce(Deploy.finished_at, Deploy.started_at),
+                Deploy.started_at,
+                Deploy.id,
+            )
+            .join(Deploy, Deploy.id == LiveVersion.deploy_id)
+            .where(LiveVersion.service_slug.in_(services[start : start + CHUNK]))
+        )
+        for service, env_id, finished, started, deploy_id in rows:
+            if (service, env_id) in wanted:
+                found[(service, env_id)] = (_aware(finished), _aware(started), deploy_id)
+    return found
+
+
+def _aware(moment: datetime) -> datetime:
+    """coalesce() loses the column type on SQLite, so its value may come back as naive or as text."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

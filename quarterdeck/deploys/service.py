@@ -4,7 +4,8 @@ reading.py. The only place deploy rules live; callers own the transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -14,6 +15,7 @@ from quarterdeck.access import service as access
 from quarterdeck.access.schemas import Actor, ApprovalOut, Resource
 from quarterdeck.catalog import service as catalog
 from quarterdeck.deploys import queries
+from quarterdeck.deploys.ingest import NewDeploy, NewRelease, ReleaseKey, insert_new
 from quarterdeck.deploys.models import Deploy, DeployStatus, Environment, LiveVersion, Release
 from quarterdeck.deploys.queries import DeployFilters
 from quarterdeck.deploys.reading import (
@@ -132,41 +134,6 @@ def _image_parts(report: DeployReport) -> tuple[str | None, str | None]:
     return report.image, ref.digest
 
 
-def _release(session: Session, actor: Actor, report: DeployReport, at: datetime) -> Release:
-    image, digest = _image_parts(report)
-    release = session.scalar(
-        select(Release).where(Release.service_slug == report.service, Release.version == report.version)
-    )
-    if release is None:
-        release = Release(
-            service_slug=report.service,
-            version=report.version,
-            image=image,
-            digest=digest,
-            commit=report.commit,
-            notes=report.notes,
-            created_by=actor.label,
-            created_at=at,
-        )
-        session.add(release)
-        session.flush()
-        return release
-    for field, given in (("image", image), ("commit", report.commit)):
-        known = getattr(release, field)
-        if given is not None and known is not None and given != known:
-            raise Conflict(
-                f"version {report.version} of {report.service} was released with {field} {known}; "
-                f"this report says {given}",
-                code="deploys.release_mismatch",
-                details=[{"field": field, "message": f"expected {known}"}],
-            )
-        if known is None and given is not None:
-            setattr(release, field, given)
-    if release.digest is None and digest is not None:
-        release.digest = digest
-    return release
-
-
 def _refresh_live(session: Session, service: str, environment_id: int) -> None:
     newest = queries.newest_succeeded(session, service, environment_id)
     live = session.get(LiveVersion, (service, environment_id))
@@ -178,91 +145,6 @@ def _refresh_live(session: Session, service: str, environment_id: int) -> None:
     else:
         live.deploy_id = newest.id
     session.flush()
-
-
-def _live_order(deploy: Deploy) -> tuple[datetime, datetime, int]:
-    return (deploy.finished_at or deploy.started_at, deploy.started_at, deploy.id)
-
-
-def _make_live_if_newest(session: Session, deploy: Deploy) -> None:
-    """A new succeeded deploy goes live unless a later one already is (reports may come late)."""
-    live = session.get(LiveVersion, (deploy.service_slug, deploy.environment_id))
-    if live is None:
-        session.add(
-            LiveVersion(
-                service_slug=deploy.service_slug, environment_id=deploy.environment_id, deploy_id=deploy.id
-            )
-        )
-    else:
-        current = session.get_one(Deploy, live.deploy_id)
-        if _live_order(deploy) > _live_order(current):
-            live.deploy_id = deploy.id
-
-
-class _Lookups:
-    """What a batch of reports looks up again and again: services' owners and environments."""
-
-    def __init__(self) -> None:
-        self.services: dict[str, Resource] = {}
-        self.environments: dict[str, Environment] = {}
-
-    def resource(self, session: Session, report: DeployReport) -> tuple[Resource, Environment]:
-        env = find_environment(session, report.environment, self.environments)
-        base = self.services.get(report.service)
-        if base is None:
-            try:
-                base = self.services[report.service] = catalog.service_resource(session, report.service)
-            except NotFound as exc:
-                exc.details = [{"field": "service", "message": exc.message}]
-                raise
-        resource = Resource(
-            type="service",
-            key=base.key,
-            team=base.team,
-            tier=base.tier,
-            environment=env.slug,
-            production=env.production,
-        )
-        return resource, env
-
-
-def _report_one(
-    session: Session, actor: Actor, report: DeployReport, lookups: _Lookups, at: datetime
-) -> ReportResult:
-    resource, env = lookups.resource(session, report)
-    access.require(actor, "deploy", resource)
-    _check_times(report, at)
-    existing = session.scalar(select(Deploy).where(Deploy.external_id == report.id))
-    if existing is not None:
-        return _update(session, actor, existing, env, report, at)
-    release = _release(session, actor, report, at)
-    deploy = Deploy(
-        external_id=report.id,
-        service_slug=report.service,
-        environment_id=env.id,
-        release_id=release.id,
-        status=report.status.value,
-        source=report.source.value,
-        deployed_by=actor.label,
-        started_at=report.started_at,
-        finished_at=report.finished_at,
-        notes=report.notes,
-        reported_at=at,
-    )
-    session.add(deploy)
-    session.flush()
-    if report.status is DeployStatus.SUCCEEDED:
-        _make_live_if_newest(session, deploy)
-    out = deploy_out(deploy, env, release)
-    access.record(
-        session,
-        actor,
-        "deploy.report",
-        target=("deploy", str(deploy.id)),
-        at=at,
-        after=out.model_dump(mode="json"),
-    )
-    return ReportResult(deploy=out, outcome="created")
 
 
 def _update(
@@ -309,22 +191,105 @@ def _update(
     return ReportResult(deploy=deploy_out(deploy, env, release), outcome="updated")
 
 
+def _check_release(
+    releases: dict[ReleaseKey, Release], pending: dict[ReleaseKey, NewRelease], report: DeployReport
+) -> None:
+    """A version is released once: later reports may add its image or commit, never change them."""
+    image, digest = _image_parts(report)
+    key = (report.service, report.version)
+    known: Release | NewRelease | None = releases.get(key) or pending.get(key)
+    if known is None:
+        pending[key] = NewRelease(report.service, report.version, image, digest, report.commit, report.notes)
+        return
+    for field, given in (("image", image), ("commit", report.commit)):
+        current = getattr(known, field)
+        if given is not None and current is not None and given != current:
+            raise Conflict(
+                f"version {report.version} of {report.service} was released with {field} {current}; "
+                f"this report says {given}",
+                code="deploys.release_mismatch",
+                details=[{"field": field, "message": f"expected {current}"}],
+            )
+        if current is None and given is not None:
+            setattr(known, field, given)
+    if known.digest is None and digest is not None:
+        known.digest = digest
+
+
+def _resource(services: dict[str, Resource], env: Environment, report: DeployReport) -> Resource:
+    base = services.get(report.service)
+    if base is None:
+        raise NotFound(
+            f"service {report.service!r} is not in the catalog",
+            code="catalog.service_not_found",
+            details=[{"field": "service", "message": "not in the catalog"}],
+        )
+    return Resource(
+        type="service",
+        key=base.key,
+        team=base.team,
+        tier=base.tier,
+        environment=env.slug,
+        production=env.production,
+    )
+
+
+@contextmanager
+def _located(index: int, report: DeployReport, batch: int) -> Iterator[None]:
+    """In a batch, an error says which report it is about."""
+    try:
+        yield
+    except QuarterdeckError as exc:
+        if batch > 1:
+            exc.message = f"report {index} ({report.id}): {exc.message}"
+            exc.details = {"index": index, "id": report.id, "problems": exc.details}
+        raise
+
+
 def report(
     session: Session, actor: Actor, reports: Sequence[DeployReport], *, at: datetime
 ) -> list[ReportResult]:
     """Record deploys done elsewhere, all or nothing: one bad report refuses the batch, and the error
-    says which one (`details.index`)."""
-    lookups = _Lookups()
-    results = []
+    says which one (`details.index`). Every report is checked first; new deploys are then written
+    together (ingest.py), known ids move on one by one."""
+    environments_by_slug = {env.slug: env for env in queries.environments(session)}
+    services = catalog.service_resources(session, {r.service for r in reports})
+    existing = queries.deploys_by_external_id(session, [r.id for r in reports])
+    releases = queries.releases_for(session, {(r.service, r.version) for r in reports})
+    pending: dict[ReleaseKey, NewRelease] = {}
+    results: dict[int, ReportResult] = {}
+    fresh: list[tuple[int, NewDeploy]] = []
+    first_of: dict[str, tuple[int, DeployReport]] = {}
     for index, one in enumerate(reports):
-        try:
-            results.append(_report_one(session, actor, one, lookups, at))
-        except QuarterdeckError as exc:
-            if len(reports) > 1:
-                exc.message = f"report {index} ({one.id}): {exc.message}"
-                exc.details = {"index": index, "id": one.id, "problems": exc.details}
-            raise
-    return results
+        with _located(index, one, len(reports)):
+            env = find_environment(session, one.environment, environments_by_slug)
+            access.require(actor, "deploy", _resource(services, env, one))
+            _check_times(one, at)
+            if one.id in existing:
+                results[index] = _update(session, actor, existing[one.id], env, one, at)
+            elif one.id in first_of:
+                if first_of[one.id][1] != one:
+                    raise Conflict(
+                        f"deploy id {one.id!r} appears twice in the batch with different contents",
+                        code="deploys.id_reused",
+                        details={"id": one.id},
+                    )
+            else:
+                _check_release(releases, pending, one)
+                first_of[one.id] = (index, one)
+                fresh.append((index, NewDeploy(one, env)))
+    if fresh:
+        outs = insert_new(session, actor, [item for _i, item in fresh], releases, pending, at=at)
+        results.update(
+            {
+                index: ReportResult(deploy=out, outcome="created")
+                for (index, _item), out in zip(fresh, outs, strict=True)
+            }
+        )
+    for index, one in enumerate(reports):
+        if index not in results:
+            results[index] = ReportResult(deploy=results[first_of[one.id][0]].deploy, outcome="unchanged")
+    return [results[index] for index in range(len(reports))]
 
 
 # ---------------------------------------------------------------- approvals
