@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from quarterdeck import __version__
 from quarterdeck.access import api as access_api
 from quarterdeck.access import views as access_views
+from quarterdeck.access.deps import ActorCache
 from quarterdeck.catalog import api as catalog_api
 from quarterdeck.catalog import service as catalog_service
 from quarterdeck.catalog import views as catalog_views
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.sessions = make_sessionmaker(engine)
     app.state.clock = clock or SystemClock()
     app.state.teams_of = catalog_service.teams_of_email
+    app.state.actor_cache = ActorCache()
     observability_service.check_templates(settings.link_templates)
     app.state.registry = CachedRegistry(
         RegistryClient(

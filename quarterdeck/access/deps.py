@@ -7,9 +7,13 @@ changes something must carry the session's CSRF token (form field `csrf_token` o
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
+import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
@@ -35,8 +39,49 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _resolve(request: Request) -> Actor:
-    clock: Clock = request.app.state.clock
+CACHE_SECONDS = 1.0
+"""How long a process reuses what a credential resolved to (by the app's clock, never past the
+credential's own expiry). Any change made through this process clears it at once; other replicas
+see revocations and role changes within this time."""
+CACHE_ENTRIES = 10_000
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    actor: Actor
+    csrf_token: str | None
+    valid_until: datetime
+
+
+class ActorCache:
+    """Credential (hashed) and address -> the actor it resolved to, for CACHE_SECONDS: the hot read
+    path then costs no query for who is asking."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], _Resolved] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str], now: datetime) -> _Resolved | None:
+        found = self._entries.get(key)
+        return found if found is not None and now < found.valid_until else None
+
+    def put(self, key: tuple[str, str], resolved: _Resolved) -> None:
+        with self._lock:
+            if len(self._entries) >= CACHE_ENTRIES:
+                self._entries.clear()
+            self._entries[key] = resolved
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def _until(now: datetime, expires: datetime | None) -> datetime:
+    soon = now + timedelta(seconds=CACHE_SECONDS)
+    return min(soon, expires) if expires is not None else soon
+
+
+def _resolve(request: Request, now: datetime) -> _Resolved:
     ip = client_ip(request)
     header = request.headers.get("authorization")
     with transaction(request.app.state.sessions) as session:
@@ -51,14 +96,21 @@ def _resolve(request: Request) -> Actor:
                 raise Unauthenticated(
                     "the Authorization header must be 'Bearer <token>'", code="access.bad_authorization"
                 )
-            return access.token_actor(session, raw.strip(), at=clock.now(), ip=ip, teams_of=teams_of)
+            actor, expires = access.token_actor(session, raw.strip(), at=now, ip=ip, teams_of=teams_of)
+            return _Resolved(actor, None, _until(now, expires))
         raw_cookie = request.cookies.get(SESSION_COOKIE)
-        found = access.session_user(session, raw_cookie, at=clock.now()) if raw_cookie else None
+        found = access.session_user(session, raw_cookie, at=now) if raw_cookie else None
         if found is None:
-            return Actor.anonymous(ip)
+            return _Resolved(Actor.anonymous(ip), None, _until(now, None))
         user, web = found
-        request.state.csrf_token = web.csrf_token
-        return access.actor_for(session, user, catalog_teams=teams_of(user.email), ip=ip, via_session=True)
+        actor = access.actor_for(session, user, catalog_teams=teams_of(user.email), ip=ip, via_session=True)
+        return _Resolved(actor, web.csrf_token, _until(now, web.expires_at))
+
+
+def _credential_key(request: Request) -> tuple[str, str]:
+    header = request.headers.get("authorization")
+    credential = f"bearer {header}" if header else f"cookie {request.cookies.get(SESSION_COOKIE, '')}"
+    return hashlib.sha256(credential.encode()).hexdigest(), client_ip(request)
 
 
 async def _check_csrf(request: Request, actor: Actor) -> None:
@@ -82,9 +134,21 @@ async def current_actor(request: Request) -> Actor:
     """Anyone, anonymous included: routes that need more call the policy through their service."""
     actor: Actor | None = getattr(request.state, "actor", None)
     if actor is None:
-        request.state.csrf_token = None
-        actor = _resolve(request)
-        request.state.actor = actor
+        cache: ActorCache = request.app.state.actor_cache
+        clock: Clock = request.app.state.clock
+        now = clock.now()
+        key = _credential_key(request)
+        if request.method in SAFE_METHODS:
+            resolved = cache.get(key, now)
+            if resolved is None:
+                resolved = _resolve(request, now)
+                cache.put(key, resolved)
+        else:
+            # a change may end sessions, revoke tokens or move roles: nothing resolved before it stands
+            cache.clear()
+            resolved = _resolve(request, now)
+        actor = resolved.actor
+        request.state.actor, request.state.csrf_token = actor, resolved.csrf_token
         await _check_csrf(request, actor)
     return actor
 

@@ -188,8 +188,8 @@ def token_actor(
     at: datetime,
     ip: str | None,
     teams_of: Callable[[str], Mapping[str, str]] = lambda email: {},
-) -> Actor:
-    """The actor behind a bearer token; the error never repeats the token."""
+) -> tuple[Actor, datetime | None]:
+    """The actor behind a bearer token, and until when the token is valid; errors never repeat it."""
     token = session.scalar(select(ApiToken).where(ApiToken.secret_hash == hash_secret(raw)))
     if token is None:
         raise Unauthenticated("the API token is not valid", code="access.bad_token")
@@ -207,7 +207,7 @@ def token_actor(
             raise Unauthenticated(
                 f"the owner of API token {token.name!r} is switched off", code="access.inactive"
             )
-        return actor_for(
+        personal = actor_for(
             session,
             user,
             catalog_teams=teams_of(user.email),
@@ -215,9 +215,10 @@ def token_actor(
             scopes=scopes,
             token=(token.id, token.name),
         )
+        return personal, token.expires_at
     teams = {token.team_slug: TeamRoleName.MEMBER} if token.team_slug else {}
     organisation_wide_admin = Scope.ADMIN in scopes and token.team_slug is None
-    return Actor(
+    service_actor = Actor(
         kind="token",
         name=token.name,
         role=GlobalRole.ADMIN if organisation_wide_admin else GlobalRole.MEMBER,
@@ -227,3 +228,4 @@ def token_actor(
         scopes=scopes,
         ip=ip,
     )
+    return service_actor, token.expires_at
