@@ -5,6 +5,7 @@ that `_register` builds in a closure.
 """
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -34,7 +35,8 @@ PatchBody = Annotated[dict[str, Any], Body()]
 
 
 def _with_etag(model: Any, etag: str, status: int = 200, location: str | None = None) -> JSONResponse:
-    headers = {"ETag": etag} | ({"Location": location} if location else {})
+    """`location` is percent-encoded: a handle made from an e-mail may hold any character, headers can't."""
+    headers = {"ETag": etag} | ({"Location": quote(location, safe="/")} if location else {})
     return JSONResponse(model.model_dump(mode="json"), status_code=status, headers=headers)
 
 

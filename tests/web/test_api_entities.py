@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -587,3 +588,13 @@ def test_system_resolves_owner_domain_subsystems_and_services(client: TestClient
         {"ref": "ghost-team", "team": None, "person": None},
         False,
     )
+
+
+def test_a_person_whose_handle_is_not_ascii_gets_a_percent_encoded_location(client: TestClient) -> None:
+    """Found by the OpenAPI fuzz run: the handle comes from the e-mail, and headers are latin-1."""
+    response = client.post("/api/v1/people", json={"email": "jürgen.ø@corp.example", "name": "Jürgen"})
+
+    assert response.status_code == 201, response.text
+    handle = response.json()["slug"]
+    assert response.headers["location"] == "/api/v1/people/" + quote(handle, safe="/")
+    assert client.get(response.headers["location"]).json()["name"] == "Jürgen"
