@@ -158,6 +158,27 @@ def make_token(
         return created.token
 
 
+def session_client(
+    app: FastAPI, sessions: sessionmaker[Session], clock: FrozenClock, email: str
+) -> TestClient:
+    """A client signed in as `email` with a real browser session, its CSRF token sent as a header.
+
+    The session is started directly (no password round trip), so tests stay fast; the sign-in form
+    itself is tested in tests/access/test_sign_in.py.
+    """
+    from quarterdeck.access.deps import SESSION_COOKIE
+
+    with transaction(sessions) as session:
+        user = access.find_user(session, email)
+        raw, web = access.start_session(
+            session, user, ip="testclient", user_agent="tests", at=clock.now(), hours=8
+        )
+    client = TestClient(app)
+    client.cookies.set(SESSION_COOKIE, raw)
+    client.headers["X-CSRF-Token"] = web.csrf_token
+    return client
+
+
 @pytest.fixture
 def admin_token(sessions: sessionmaker[Session], clock: FrozenClock) -> str:
     make_user(sessions, clock, ADMIN_EMAIL, role=GlobalRole.ADMIN)

@@ -15,12 +15,9 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy.orm import Session, sessionmaker
 
-from quarterdeck.access import service as access
-from quarterdeck.access.deps import SESSION_COOKIE
 from quarterdeck.access.schemas import GlobalRole
 from quarterdeck.clock import FrozenClock
-from quarterdeck.db import transaction
-from tests.conftest import make_user
+from tests.conftest import make_user, session_client
 
 ROLES = ["admin", "team_owner", "team_member", "other_team", "viewer", "anonymous"]
 REPORT = {
@@ -44,17 +41,7 @@ class Org:
 def _client(
     app: FastAPI, sessions: sessionmaker[Session], clock: FrozenClock, email: str | None
 ) -> TestClient:
-    client = TestClient(app)
-    if email is None:
-        return client
-    with transaction(sessions) as session:
-        user = access.find_user(session, email)
-        raw, web = access.start_session(
-            session, user, ip="testclient", user_agent="tests", at=clock.now(), hours=8
-        )
-    client.cookies.set(SESSION_COOKIE, raw)
-    client.headers["X-CSRF-Token"] = web.csrf_token
-    return client
+    return TestClient(app) if email is None else session_client(app, sessions, clock, email)
 
 
 @pytest.fixture

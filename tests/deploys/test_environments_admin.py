@@ -6,25 +6,18 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from quarterdeck.access import service as access
-from quarterdeck.access.deps import SESSION_COOKIE
 from quarterdeck.access.schemas import GlobalRole
 from quarterdeck.clock import FrozenClock
-from quarterdeck.db import transaction
-from tests.conftest import make_user
+from tests.conftest import make_user, session_client
 
 
 def _browser(
     app: FastAPI, sessions: sessionmaker[Session], clock: FrozenClock, email: str
 ) -> tuple[TestClient, str]:
-    with transaction(sessions) as session:
-        user = access.find_user(session, email)
-        raw, web = access.start_session(
-            session, user, ip="testclient", user_agent="tests", at=clock.now(), hours=1
-        )
-    client = TestClient(app)
-    client.cookies.set(SESSION_COOKIE, raw)
-    return client, web.csrf_token
+    """A signed-in browser that sends its CSRF token only where a form would carry it."""
+    client = session_client(app, sessions, clock, email)
+    csrf = client.headers.pop("X-CSRF-Token")
+    return client, csrf
 
 
 def test_an_admin_adds_and_changes_environments_with_the_form(
