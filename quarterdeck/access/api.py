@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel, Field
 
@@ -137,53 +137,39 @@ def remove_team_role(
         return service.user_out(session, user)
 
 
-def _filters(
-    actor: Text,
-    action: Text,
-    target_type: Text,
-    target_id: Text,
-    q: Text,
-    since: AwareDatetime | None,
-    until: AwareDatetime | None,
+def audit_filters(
+    actor: Text = None,
+    action: Text = None,
+    target_type: Text = None,
+    target_id: Text = None,
+    q: Text = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
 ) -> service.AuditFilters:
+    """The audit log's filters, the same for the search and the export."""
     return service.AuditFilters(actor, action, target_type, target_id, q, since, until)
+
+
+AuditFiltersDep = Annotated[service.AuditFilters, Depends(audit_filters)]
 
 
 @router.get("/audit", response_model=AuditPage)
 def audit_log(
     session: SessionDep,
     who: SignedInDep,
-    actor: Text = None,
-    action: Text = None,
-    target_type: Text = None,
-    target_id: Text = None,
-    q: Text = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    filters: AuditFiltersDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> AuditPage:
     service.require(who, "audit.read")
-    filters = _filters(actor, action, target_type, target_id, q, since, until)
     items, total = service.search(session, filters, page=page, per_page=per_page)
     return AuditPage(items=items, total=total, page=page, per_page=per_page)
 
 
 @router.get("/audit/export", response_class=StreamingResponse)
-def export_audit(
-    request: Request,
-    who: SignedInDep,
-    actor: Text = None,
-    action: Text = None,
-    target_type: Text = None,
-    target_id: Text = None,
-    q: Text = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
-) -> Response:
+def export_audit(request: Request, who: SignedInDep, filters: AuditFiltersDep) -> Response:
     """Every matching entry, oldest first, as JSON Lines, streamed from a session of its own."""
     service.require(who, "audit.read")
-    filters = _filters(actor, action, target_type, target_id, q, since, until)
 
     def lines() -> Iterator[str]:
         with request.app.state.sessions() as session:

@@ -3,6 +3,7 @@
 No `from __future__ import annotations`: FastAPI reads the union body type of `report_deploys`.
 """
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
@@ -81,20 +82,29 @@ def report_deploys(
     return JSONResponse(content, status_code=status)
 
 
-@router.get("/deploys", response_model=DeployPage)
-def recent_deploys(
-    session: SessionDep,
-    service_: Annotated[str | None, Query(alias="service", max_length=200)] = None,
+def history_filters(
     environment: Annotated[str | None, Query(max_length=100)] = None,
     status: Status = None,
     since: AwareDatetime | None = None,
     until: AwareDatetime | None = None,
+) -> DeployFilters:
+    """The filters of every deploy history: the feed and a service's own."""
+    return DeployFilters(None, environment, status, since, until)
+
+
+HistoryFilters = Annotated[DeployFilters, Depends(history_filters)]
+
+
+@router.get("/deploys", response_model=DeployPage)
+def recent_deploys(
+    session: SessionDep,
+    filters: HistoryFilters,
+    service_: Annotated[str | None, Query(alias="service", max_length=200)] = None,
     page: PageNo = 1,
     per_page: PerPage = 50,
 ) -> DeployPage:
     """Every service's deploys, newest first: the company-wide feed."""
-    filters = DeployFilters(service_, environment, status, since, until)
-    return service.list_deploys(session, filters, page=page, per_page=per_page)
+    return service.list_deploys(session, replace(filters, service=service_), page=page, per_page=per_page)
 
 
 @router.get("/deploys/{deploy_id}", response_model=DeployOut)
@@ -110,17 +120,9 @@ def deploy_changes(deploy_id: IdPath, session: SessionDep) -> ChangeOut:
 
 @router.get("/services/{slug:path}/deploys", response_model=DeployPage)
 def service_deploys(
-    slug: str,
-    session: SessionDep,
-    environment: Annotated[str | None, Query(max_length=100)] = None,
-    status: Status = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
-    page: PageNo = 1,
-    per_page: PerPage = 50,
+    slug: str, session: SessionDep, filters: HistoryFilters, page: PageNo = 1, per_page: PerPage = 50
 ) -> DeployPage:
-    filters = DeployFilters(slug, environment, status, since, until)
-    return service.list_deploys(session, filters, page=page, per_page=per_page)
+    return service.list_deploys(session, replace(filters, service=slug), page=page, per_page=per_page)
 
 
 @router.get("/services/{slug:path}/live", response_model=LiveOut)
