@@ -24,7 +24,7 @@ from quarterdeck.access.audit import (
     verify,
 )
 from quarterdeck.access.policy import can, needs_second_approval, require
-from quarterdeck.access.tokens import create_token, list_tokens, revoke_token, token_actor
+from quarterdeck.access.tokens import create_token, list_tokens, revoke_token, scopes_offered, token_actor
 from quarterdeck.access.users import (
     actor_for,
     authenticate,
@@ -66,6 +66,7 @@ __all__ = [
     "require",
     "resource_of",
     "revoke_token",
+    "scopes_offered",
     "search",
     "session_user",
     "set_team_role",

@@ -67,6 +67,11 @@ def parse_scopes(values: Iterable[str]) -> frozenset[Scope]:
     return frozenset(scopes)
 
 
+def scopes_offered(role: GlobalRole) -> list[Scope]:
+    """The scopes a personal token of someone with `role` can carry: admin only for admins."""
+    return [scope for scope in Scope if scope is not Scope.ADMIN or role is GlobalRole.ADMIN]
+
+
 def token_out(session: Session, token: ApiToken, *, at: datetime) -> TokenOut:
     user = session.get(User, token.user_id) if token.user_id else None
     return TokenOut(

@@ -228,7 +228,7 @@ def _account(
     context = {
         "user": service.user_out(session, user) if user else None,
         "tokens": service.list_tokens(session, actor, at=clock.now()) if user else [],
-        "scopes": [s.value for s in Scope],
+        "scopes": [s.value for s in service.scopes_offered(actor.role)],
         **extra,
     }
     return templates.TemplateResponse(

@@ -107,20 +107,14 @@ def resource_of(entity: store.Entity | Any) -> Resource:
 
 
 def service_resource(session: Session, slug: str) -> Resource:
-    """The policy's view of a component by slug, read without loading the whole entity (hot path of
-    deploy reports)."""
-    found = session.execute(
-        select(Service.slug, Service.owner_ref, Service.tier).where(
-            Service.slug == slug.lower(), Service.kind == "component"
-        )
-    ).first()
-    if found is None:
-        return resource_of(get_service(session, slug))
-    return Resource(type="service", key=found.slug, team=found.owner_ref, tier=found.tier)
+    """The policy's view of one component by slug; NotFound (with suggestions) when there is none."""
+    found = service_resources(session, {slug}).get(slug.lower())
+    return found if found is not None else resource_of(get_service(session, slug))
 
 
 def service_resources(session: Session, slugs: set[str]) -> dict[str, Resource]:
-    """The policy's view of many components at once (slug -> Resource); unknown slugs are left out."""
+    """The policy's view of many components at once (slug -> Resource), read without loading whole
+    entities (the hot path of deploy reports); unknown slugs are left out."""
     found: dict[str, Resource] = {}
     ordered = sorted(slug.lower() for slug in slugs)
     for start in range(0, len(ordered), 500):

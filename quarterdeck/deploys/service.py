@@ -43,7 +43,7 @@ __all__ = [
     "apply_environments",
     "approval",
     "approvals",
-    "can_decide",
+    "approvals_for",
     "changes_of",
     "decide_approval",
     "deploy_view",
@@ -346,7 +346,14 @@ def approvals(
     ]
 
 
-def can_decide(session: Session, actor: Actor, approval_id: int) -> bool:
-    """For pages: whether to show this actor the approve and reject buttons."""
-    row = access.get_approval(session, approval_id)
-    return row.status == "pending" and bool(access.can(actor, "approval.decide", access.resource_of(row)))
+def approvals_for(
+    session: Session, actor: Actor, *, status: str | None = None
+) -> tuple[list[ApprovalOut], set[int]]:
+    """For pages: the requests, and which of them this actor may approve or reject (the buttons shown)."""
+    rows = access.list_approvals(session, status=status)
+    deciders = {
+        row.id
+        for row in rows
+        if row.status == "pending" and access.can(actor, "approval.decide", access.resource_of(row))
+    }
+    return [access.approval_out(row) for row in rows], deciders

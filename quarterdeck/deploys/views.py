@@ -173,12 +173,8 @@ def approvals_page(
     actor: ReaderDep,
     status: Annotated[str | None, Query(pattern="^(pending|approved|rejected|not_required)?$")] = "pending",
 ) -> Response:
-    rows = service.approvals(session, status=status or None)
-    context = {
-        "approvals": rows,
-        "deciders": {a.id for a in rows if service.can_decide(session, actor, a.id)},
-        "status": status or "",
-    }
+    rows, deciders = service.approvals_for(session, actor, status=status or None)
+    context = {"approvals": rows, "deciders": deciders, "status": status or ""}
     return templates.TemplateResponse(request, "deploys/approvals.html", context)
 
 
