@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
+from anyio import to_thread
 from fastapi import FastAPI, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from quarterdeck import __version__
 from quarterdeck.access import api as access_api
@@ -19,7 +23,7 @@ from quarterdeck.catalog import service as catalog_service
 from quarterdeck.catalog import views as catalog_views
 from quarterdeck.clock import Clock, SystemClock
 from quarterdeck.config import Settings
-from quarterdeck.db import make_engine, make_sessionmaker
+from quarterdeck.db import engine_for, make_sessionmaker, writer_sessions
 from quarterdeck.deploys import api as deploys_api
 from quarterdeck.deploys import views as deploys_views
 from quarterdeck.integrations.oci_registry import CachedRegistry, RegistryClient
@@ -27,9 +31,23 @@ from quarterdeck.integrations.prometheus import PrometheusClient
 from quarterdeck.observability import api as observability_api
 from quarterdeck.observability import service as observability_service
 from quarterdeck.web import errors
-from quarterdeck.web.middleware import MetricsMiddleware, RejectNulMiddleware, SecurityHeadersMiddleware
+from quarterdeck.web.limits import RequestBodyMiddleware, WriteAdmissionMiddleware
+from quarterdeck.web.middleware import MetricsMiddleware, SecurityHeadersMiddleware
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
+BULK_ROUTES = [("POST", "/api/v1/deploys")]
+"""Routes whose bodies may reach QD_MAX_BULK_BODY_BYTES (batches of up to 1,000 deploy reports)."""
+
+
+def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One worker thread per pooled connection: a blocking route never waits for a connection
+        # that another thread of this process holds.
+        to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
+        yield
+
+    return lifespan
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -41,11 +59,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         openapi_url="/api/v1/openapi.json",
         docs_url=None,
         redoc_url=None,
+        lifespan=_lifespan(settings),
     )
-    engine = make_engine(settings.database_url, echo=settings.sql_echo)
+    engine = engine_for(settings)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
+    app.state.writers = writer_sessions(app.state.sessions)
     app.state.clock = clock or SystemClock()
     app.state.teams_of = catalog_service.teams_of_email
     app.state.actor_cache = ActorCache()
@@ -68,9 +88,21 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     errors.install(app)
     registry = CollectorRegistry()
+    app.add_middleware(
+        WriteAdmissionMiddleware,
+        max_writes=settings.max_concurrent_writes,
+        wait_seconds=settings.write_queue_seconds,
+    )
+    app.add_middleware(
+        RequestBodyMiddleware,
+        max_bytes=settings.max_body_bytes,
+        bulk_max_bytes=settings.max_bulk_body_bytes,
+        bulk_routes=BULK_ROUTES,
+    )
     app.add_middleware(MetricsMiddleware, registry=registry)
-    app.add_middleware(RejectNulMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, https=settings.cookie_secure)
+    if settings.trusted_proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
 
     @app.get("/api/v1/docs", include_in_schema=False)
     def docs() -> HTMLResponse:

@@ -32,8 +32,15 @@ def serve(
     settings = load_settings()
     if migrate:
         upgrade(make_engine(settings.database_url))
+    # Forwarded headers are believed only from QD_TRUSTED_PROXIES, by the app itself (app.py).
     uvicorn.run(
-        "quarterdeck.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info"
+        "quarterdeck.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=False,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
@@ -28,6 +29,53 @@ class Settings(BaseSettings):
     git_cache_dir: Path = Path("./var/git")
     page_size: int = Field(default=50, ge=1, le=500)
     sql_echo: bool = False
+    db_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=500,
+        description="Database connections per server process; the request thread pool is sized to it",
+    )
+    db_pool_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="How long a request waits for a free connection before it is answered 503",
+    )
+    db_busy_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="SQLite: how long a writer waits for the write lock before it is answered 503",
+    )
+    max_concurrent_writes: int = Field(
+        default=8,
+        ge=1,
+        le=500,
+        description="Write requests a process runs at once; more wait (then 503), so reads keep threads",
+    )
+    write_queue_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="How long a write request waits for its turn before it is answered 503",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Largest request body of ordinary routes (forms, entity edits); larger is a 413",
+    )
+    max_bulk_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Largest body of the bulk routes (batches of deploy reports); larger is a 413",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated proxy addresses or networks whose X-Forwarded-For is believed; "
+        "empty: the peer address is the client",
+    )
 
     environment: str = Field(default="dev", pattern="^(dev|test|production)$")
     secret_key: str = Field(
@@ -73,6 +121,21 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"QD_DATABASE_URL has value {value!r}: expected sqlite:///PATH or postgresql+psycopg://..."
             )
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        for entry in (part.strip() for part in value.split(",")):
+            if not entry:
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"QD_TRUSTED_PROXIES holds {entry!r}: expected IP addresses or networks such as "
+                    "10.0.0.5 or 10.0.0.0/24, separated by commas"
+                ) from None
         return value
 
     @model_validator(mode="after")

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, Engine, MetaData, Table, create_engine, event
+from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, Table, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from quarterdeck.config import Settings
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -46,31 +51,86 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+WRITER = "quarterdeck_writer"
+"""Execution option of a session that will write: on SQLite its transaction starts with BEGIN IMMEDIATE."""
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine for SQLite (WAL, foreign keys on) or PostgreSQL; creates the SQLite folder."""
+def _sqlite_connect(busy_timeout_ms: int) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own implicit BEGIN is switched off: _sqlite_begin below says how each one starts.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return on_connect
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    """A writer takes SQLite's write lock at BEGIN, before it reads: what it checks is then what it
+    changes, and two writers queue instead of one failing on a stale snapshot. Readers never wait."""
+    immediate = connection.get_execution_options().get(WRITER, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = 20,
+    pool_timeout: float = 30.0,
+    busy_timeout: float = 10.0,
+) -> Engine:
+    """An engine for SQLite (WAL, foreign keys on, writers BEGIN IMMEDIATE) or PostgreSQL, with a
+    pool of `pool_size` connections (and half as many again in overflow); creates the SQLite folder."""
     parsed = make_url(url)
+    pool = {"pool_size": pool_size, "max_overflow": pool_size // 2, "pool_timeout": pool_timeout}
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        if parsed.database and parsed.database != ":memory:":
+        in_memory = not parsed.database or parsed.database == ":memory:"
+        if not in_memory:
+            Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, echo=echo, connect_args={"check_same_thread": False}, **({} if in_memory else pool)
+        )
+        event.listen(engine, "connect", _sqlite_connect(int(busy_timeout * 1000)))
+        event.listen(engine, "begin", _sqlite_begin)
+        if not in_memory:
             with engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                conn.connection.driver_connection.execute("PRAGMA journal_mode=WAL")  # type: ignore[union-attr]
         return engine
-    return create_engine(url, echo=echo, pool_size=20, max_overflow=10, pool_pre_ping=True)
+    return create_engine(url, echo=echo, pool_pre_ping=True, **pool)
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The engine every process of an install uses, sized by its settings."""
+    return make_engine(
+        settings.database_url,
+        echo=settings.sql_echo,
+        pool_size=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        busy_timeout=settings.db_busy_timeout_seconds,
+    )
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+
+
+def writer_sessions(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions like `factory`'s whose transactions are writers (BEGIN IMMEDIATE on SQLite)."""
+    engine = factory.kw["bind"]
+    return sessionmaker(
+        bind=engine.execution_options(**{WRITER: True}), expire_on_commit=False, autoflush=False
+    )
+
+
+def lock_row(session: Session, row: Any) -> None:
+    """Re-read `row` as it is now and hold it until the transaction ends: FOR UPDATE on PostgreSQL;
+    on SQLite the writer's BEGIN IMMEDIATE already holds the whole database, so a re-read suffices.
+    Checks made after this see what the write will change: no lost update between them."""
+    session.refresh(row, with_for_update=dialect_name(session) == "postgresql")
 
 
 def dialect_name(session: Session) -> str:
@@ -80,9 +140,25 @@ def dialect_name(session: Session) -> str:
 
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One use case, one transaction: commit on success, roll back on any error."""
+    """One use case that writes, one transaction: commit on success, roll back on any error. On
+    SQLite it holds the write lock from its first statement (see _sqlite_begin)."""
     with factory() as session, session.begin():
+        session.connection(execution_options={WRITER: True})
         yield session
+
+
+def retrying_on_race(session: Session, work: Callable[[], T], *, attempts: int = 3) -> T:
+    """Run `work` in a transaction of `session`; when a concurrent writer broke a unique constraint
+    first (both checked, the other committed), run it again: the retry sees what won, so an
+    idempotent request gets the answer a retry gets, and any other the service's own clear Conflict."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with session.begin():
+                return work()
+        except IntegrityError:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:

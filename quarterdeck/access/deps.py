@@ -18,6 +18,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from quarterdeck.access import service as access
 from quarterdeck.access.schemas import Actor
@@ -25,10 +26,10 @@ from quarterdeck.clock import Clock
 from quarterdeck.config import Settings
 from quarterdeck.db import transaction
 from quarterdeck.errors import Forbidden, Unauthenticated
+from quarterdeck.web.deps import SAFE_METHODS
 
 SESSION_COOKIE = "qd_session"
 LOGIN_CSRF_COOKIE = "qd_login_csrf"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 TeamsLookup = Callable[[Session, str], Mapping[str, str]]
 """e-mail -> {team slug: "owner" | "member"} from the catalog; the app factory sets it on app.state,
@@ -82,9 +83,11 @@ def _until(now: datetime, expires: datetime | None) -> datetime:
 
 
 def _resolve(request: Request, now: datetime) -> _Resolved:
+    """Who is asking, read in a read-only transaction: blocking, so it runs on a worker thread."""
     ip = client_ip(request)
     header = request.headers.get("authorization")
-    with transaction(request.app.state.sessions) as session:
+    stale_token: int | None = None
+    with request.app.state.sessions() as session:
         lookup: TeamsLookup = request.app.state.teams_of
 
         def teams_of(email: str) -> Mapping[str, str]:
@@ -96,15 +99,23 @@ def _resolve(request: Request, now: datetime) -> _Resolved:
                 raise Unauthenticated(
                     "the Authorization header must be 'Bearer <token>'", code="access.bad_authorization"
                 )
-            actor, expires = access.token_actor(session, raw.strip(), at=now, ip=ip, teams_of=teams_of)
-            return _Resolved(actor, None, _until(now, expires))
-        raw_cookie = request.cookies.get(SESSION_COOKIE)
-        found = access.session_user(session, raw_cookie, at=now) if raw_cookie else None
-        if found is None:
-            return _Resolved(Actor.anonymous(ip), None, _until(now, None))
-        user, web = found
-        actor = access.actor_for(session, user, catalog_teams=teams_of(user.email), ip=ip, via_session=True)
-        return _Resolved(actor, web.csrf_token, _until(now, web.expires_at))
+            grant = access.token_actor(session, raw.strip(), at=now, ip=ip, teams_of=teams_of)
+            resolved = _Resolved(grant.actor, None, _until(now, grant.expires_at))
+            stale_token = grant.token_id if grant.stale_use else None
+        else:
+            raw_cookie = request.cookies.get(SESSION_COOKIE)
+            found = access.session_user(session, raw_cookie, at=now) if raw_cookie else None
+            if found is None:
+                return _Resolved(Actor.anonymous(ip), None, _until(now, None))
+            user, web = found
+            actor = access.actor_for(
+                session, user, catalog_teams=teams_of(user.email), ip=ip, via_session=True
+            )
+            resolved = _Resolved(actor, web.csrf_token, _until(now, web.expires_at))
+    if stale_token is not None:
+        with transaction(request.app.state.sessions) as session:
+            access.mark_token_used(session, stale_token, at=now)
+    return resolved
 
 
 def _credential_key(request: Request) -> tuple[str, str]:
@@ -141,12 +152,12 @@ async def current_actor(request: Request) -> Actor:
         if request.method in SAFE_METHODS:
             resolved = cache.get(key, now)
             if resolved is None:
-                resolved = _resolve(request, now)
+                resolved = await run_in_threadpool(_resolve, request, now)
                 cache.put(key, resolved)
         else:
             # a change may end sessions, revoke tokens or move roles: nothing resolved before it stands
             cache.clear()
-            resolved = _resolve(request, now)
+            resolved = await run_in_threadpool(_resolve, request, now)
         actor = resolved.actor
         request.state.actor, request.state.csrf_token = actor, resolved.csrf_token
         await _check_csrf(request, actor)

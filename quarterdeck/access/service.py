@@ -24,7 +24,15 @@ from quarterdeck.access.audit import (
     verify,
 )
 from quarterdeck.access.policy import can, needs_second_approval, require
-from quarterdeck.access.tokens import create_token, list_tokens, revoke_token, scopes_offered, token_actor
+from quarterdeck.access.tokens import (
+    TokenGrant,
+    create_token,
+    list_tokens,
+    revoke_token,
+    scopes_offered,
+    token_actor,
+)
+from quarterdeck.access.tokens import mark_used as mark_token_used
 from quarterdeck.access.users import (
     actor_for,
     authenticate,
@@ -43,6 +51,7 @@ from quarterdeck.access.users import (
 __all__ = [
     "AuditFilters",
     "Change",
+    "TokenGrant",
     "actor_for",
     "approval_out",
     "authenticate",
@@ -59,6 +68,7 @@ __all__ = [
     "list_approvals",
     "list_tokens",
     "list_users",
+    "mark_token_used",
     "needs_second_approval",
     "record",
     "record_many",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from quarterdeck.access import audit, policy
@@ -114,6 +115,11 @@ def create_token(
     if service:
         policy.require(actor, "admin")
     else:
+        if user and actor.role is not GlobalRole.ADMIN:
+            # Asked before the lookup, so the answer never tells a non-admin who has an account.
+            mine = session.get(User, actor.user_id) if actor.user_id else None
+            if mine is None or mine.email != user.strip().lower():
+                policy.require(actor, "tokens.manage", Resource(type="token"))
         owner = (
             find_user(session, user)
             if user
@@ -186,6 +192,40 @@ def revoke_token(session: Session, actor: Actor, token_id: int, *, at: datetime)
     return token_out(session, token, at=at)
 
 
+def mark_used(session: Session, token_id: int, *, at: datetime) -> None:
+    """Note that a token was used: one guarded UPDATE, a no-op within LAST_USED_RESOLUTION of the last."""
+    session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.id == token_id,
+            or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= at - LAST_USED_RESOLUTION),
+        )
+        .values(last_used_at=at)
+    )
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What a bearer token resolved to: the actor, until when it holds, and whether its
+    `last_used_at` is due to be written (done by the caller in a writer's transaction)."""
+
+    actor: Actor
+    expires_at: datetime | None
+    token_id: int
+    stale_use: bool
+
+
+def _limited_to_team(actor: Actor, team: str) -> Actor:
+    """A personal token limited to `team` acts only there, with the role its user has there (an
+    admin's token as that team's owner), and is never an admin, whatever its scopes."""
+    if actor.role is GlobalRole.ADMIN:
+        teams = {team: TeamRoleName.OWNER}
+    else:
+        teams = {team: actor.teams[team]} if team in actor.teams else {}
+    role = GlobalRole.VIEWER if actor.role is GlobalRole.VIEWER else GlobalRole.MEMBER
+    return replace(actor, role=role, teams=teams, all_teams=False)
+
+
 def token_actor(
     session: Session,
     raw: str,
@@ -193,8 +233,9 @@ def token_actor(
     at: datetime,
     ip: str | None,
     teams_of: Callable[[str], Mapping[str, str]] = lambda email: {},
-) -> tuple[Actor, datetime | None]:
-    """The actor behind a bearer token, and until when the token is valid; errors never repeat it."""
+) -> TokenGrant:
+    """The actor behind a bearer token, and until when the token is valid; errors never repeat it.
+    Reads only: the caller writes `last_used_at` when `stale_use` says so (see mark_used)."""
     token = session.scalar(select(ApiToken).where(ApiToken.secret_hash == hash_secret(raw)))
     if token is None:
         raise Unauthenticated("the API token is not valid", code="access.bad_token")
@@ -202,9 +243,7 @@ def token_actor(
         raise Unauthenticated(f"the API token {token.name!r} was revoked", code="access.token_revoked")
     if token.expires_at is not None and token.expires_at <= at:
         raise Unauthenticated(f"the API token {token.name!r} has expired", code="access.token_expired")
-    if token.last_used_at is None or at - token.last_used_at >= LAST_USED_RESOLUTION:
-        token.last_used_at = at
-        session.flush()
+    stale = token.last_used_at is None or at - token.last_used_at >= LAST_USED_RESOLUTION
     scopes = frozenset(Scope(s) for s in token.scopes)
     if token.user_id is not None:
         user = session.get(User, token.user_id)
@@ -220,7 +259,9 @@ def token_actor(
             scopes=scopes,
             token=(token.id, token.name),
         )
-        return personal, token.expires_at
+        if token.team_slug:
+            personal = _limited_to_team(personal, token.team_slug)
+        return TokenGrant(personal, token.expires_at, token.id, stale)
     teams = {token.team_slug: TeamRoleName.MEMBER} if token.team_slug else {}
     organisation_wide_admin = Scope.ADMIN in scopes and token.team_slug is None
     service_actor = Actor(
@@ -233,4 +274,4 @@ def token_actor(
         scopes=scopes,
         ip=ip,
     )
-    return service_actor, token.expires_at
+    return TokenGrant(service_actor, token.expires_at, token.id, stale)

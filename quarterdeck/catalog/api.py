@@ -9,7 +9,6 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from quarterdeck.access.deps import ActorDep, reader
 from quarterdeck.catalog import schemas, service
@@ -21,6 +20,7 @@ from quarterdeck.catalog.descriptors.quarterdeck_format import (
     descriptor_json_schema,
 )
 from quarterdeck.catalog.queries import ServiceFilters
+from quarterdeck.db import retrying_on_race
 from quarterdeck.web.deps import ClockDep, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"], dependencies=[Depends(reader)])
@@ -69,26 +69,18 @@ def list_services(
 def create_service(
     body: ServiceFields, session: SessionDep, clock: ClockDep, actor: ActorDep
 ) -> JSONResponse:
-    with session.begin():
-        row = service.create(session, actor, "service", body.model_dump(exclude_unset=True), now=clock.now())
+    fields = body.model_dump(exclude_unset=True)
+    row = retrying_on_race(
+        session, lambda: service.create(session, actor, "service", fields, now=clock.now())
+    )
     view = service.service_view(session, row.slug, "component")
     return _with_etag(view, view.etag, 201, f"/api/v1/services/{view.slug}")
 
 
 @router.get("/services/{slug:path}", response_model=schemas.ServiceOut)
-async def get_service(request: Request, slug: str, kind: Kind = None) -> Response:
-    """The hottest route of the portal, hence async: a cached answer costs one indexed one-row query,
-    cheaper than a hop to the thread pool; only a miss is built there."""
-    sessions = request.app.state.sessions
-    with sessions() as session:
-        found = service.cached_service_json(session, slug, kind)
-    if found is None:
-
-        def build() -> tuple[str, bytes]:
-            with sessions() as session:
-                return service.service_json(session, slug, kind)
-
-        found = await run_in_threadpool(build)
+def get_service(request: Request, slug: str, session: SessionDep, kind: Kind = None) -> Response:
+    """The hottest route of the portal: a cached answer costs one indexed one-row query."""
+    found = service.cached_service_json(session, slug, kind) or service.service_json(session, slug, kind)
     etag, body = found
     if _not_modified(request, etag):
         return Response(status_code=304, headers={"ETag": etag})
@@ -162,8 +154,10 @@ def _register(table: str, plural: str, fields_model: type[Any], out_model: type[
         return {"items": items, "total": total, "page": page, "per_page": per_page}
 
     def create(body: fields_model, session: SessionDep, clock: ClockDep, actor: ActorDep) -> JSONResponse:  # type: ignore[valid-type]
-        with session.begin():
-            row = service.create(session, actor, table, body.model_dump(exclude_unset=True), now=clock.now())  # type: ignore[attr-defined]
+        fields = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
+        row = retrying_on_race(
+            session, lambda: service.create(session, actor, table, fields, now=clock.now())
+        )
         out = view(session, row.slug)
         return _with_etag(out, out.etag, 201, f"/api/v1/{plural}/{row.slug}")
 

@@ -12,6 +12,7 @@ from pydantic import AwareDatetime
 
 from quarterdeck.access.deps import ActorDep, reader
 from quarterdeck.access.schemas import ApprovalOut
+from quarterdeck.db import retrying_on_race
 from quarterdeck.deploys import service
 from quarterdeck.deploys.schemas import (
     SLUG,
@@ -71,8 +72,7 @@ def report_deploys(
         raise Invalid(
             f"a batch holds at most {MAX_BATCH} reports, not {len(reports)}", code="deploys.batch_too_big"
         )
-    with session.begin():
-        results = service.report(session, actor, reports, at=clock.now())
+    results = retrying_on_race(session, lambda: service.report(session, actor, reports, at=clock.now()))
     status = 201 if any(r.outcome == "created" for r in results) else 200
     content = (
         [r.model_dump(mode="json") for r in results]

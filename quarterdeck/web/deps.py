@@ -11,9 +11,13 @@ from sqlalchemy.orm import Session
 from quarterdeck.clock import Clock
 from quarterdeck.config import Settings
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.sessions() as session:
+    """A session for the request: a writer's (see db.writer_sessions) unless the method only reads."""
+    factory = request.app.state.sessions if request.method in SAFE_METHODS else request.app.state.writers
+    with factory() as session:
         yield session
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -133,7 +134,35 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _database_busy(request: Request, exc: Exception) -> Response:
+    """No free connection in time, or SQLite's write lock not had in time, or the database away:
+    the request changed nothing, so the client may simply retry."""
+    response = error_response(
+        request,
+        503,
+        "database.busy",
+        "the database is busy or unreachable; nothing was changed, retry in a moment",
+    )
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+async def _constraint_race(request: Request, exc: Exception) -> Response:
+    """A unique constraint broken by a change that raced this one past every check: nothing was
+    written, and reading again shows what won."""
+    return error_response(
+        request,
+        409,
+        "conflict.concurrent_change",
+        "another change to the same thing was saved at the same moment; nothing was changed, read it "
+        "again and retry",
+    )
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(QuarterdeckError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(sqlalchemy.exc.TimeoutError, _database_busy)
+    app.add_exception_handler(sqlalchemy.exc.OperationalError, _database_busy)
+    app.add_exception_handler(sqlalchemy.exc.IntegrityError, _constraint_race)

@@ -1,14 +1,11 @@
-"""Plain ASGI middlewares every request passes: metrics, security headers, and refusing NUL characters."""
+"""Plain ASGI middlewares every request passes: metrics and security headers (limits are in limits.py)."""
 
 from __future__ import annotations
 
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from quarterdeck.web.errors import error_response
 
 
 class MetricsMiddleware:
@@ -84,61 +81,3 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-class RejectNulMiddleware:
-    """Refuse a NUL character anywhere in the path, query or body with a 422 naming where it was.
-
-    PostgreSQL cannot store or even compare text holding NUL, so such input would otherwise fail deep
-    in a query (a 500); no field of the portal has a use for it. Bodies are read whole to be checked:
-    the largest the API takes is a batch of deploy reports.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        query = scope.get("query_string", b"")
-        if "\x00" in scope["path"] or b"%00" in query or b"\x00" in query:
-            await self._refuse(scope, send, "the path or query")
-            return
-        if scope["method"] in {"GET", "HEAD", "OPTIONS"}:
-            await self.app(scope, receive, send)
-            return
-        messages, body = [], b""
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
-        content_type = dict(scope.get("headers", [])).get(b"content-type", b"")
-        nul = b"\x00" in body or b"\\u0000" in body
-        if nul or (content_type.startswith(b"application/x-www-form-urlencoded") and b"%00" in body):
-            await self._refuse(scope, send, "the body")
-            return
-
-        async def replay() -> Message:
-            return messages.pop(0) if messages else await receive()
-
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, scope: Scope, send: Send, where: str) -> None:
-        request = Request(scope)
-        response = error_response(
-            request,
-            422,
-            "request.nul_character",
-            f"{where} holds a NUL character (\\x00), which no field accepts",
-            [{"field": None, "in": where.removeprefix("the "), "message": "NUL character"}],
-        )
-        await response(scope, _empty, send)
-
-
-async def _empty() -> Message:
-    return {"type": "http.request", "body": b"", "more_body": False}
