@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from quarterdeck.access import audit, policy
@@ -15,7 +17,15 @@ from quarterdeck.errors import InvalidTransition, NotFound
 PENDING, APPROVED, REJECTED, NOT_REQUIRED = "pending", "approved", "rejected", "not_required"
 
 
-def approval_out(row: Approval) -> ApprovalOut:
+def effective_status(row: Approval, current: Resource | None) -> str:
+    """The request's status against the service as it is now (`current`): a request recorded as not
+    needing a second person needs one after all once the service is tier 1 in production again."""
+    if row.status == NOT_REQUIRED and current is not None and policy.needs_second_approval(current):
+        return PENDING
+    return row.status
+
+
+def approval_out(row: Approval, current: Resource | None = None) -> ApprovalOut:
     return ApprovalOut(
         id=row.id,
         action=row.action,
@@ -26,7 +36,7 @@ def approval_out(row: Approval) -> ApprovalOut:
         production=row.production,
         version=row.version,
         summary=row.summary,
-        status=row.status,
+        status=effective_status(row, current),
         requested_by=row.requested_by,
         requested_at=row.requested_at,
         decided_by=row.decided_by,
@@ -88,38 +98,72 @@ def get_approval(session: Session, approval_id: int) -> Approval:
 
 
 def decide(
-    session: Session, actor: Actor, approval_id: int, *, approve: bool, reason: str | None, at: datetime
+    session: Session,
+    actor: Actor,
+    approval_id: int,
+    *,
+    approve: bool,
+    reason: str | None,
+    at: datetime,
+    current: Resource | None = None,
 ) -> Approval:
-    """Approve or reject a pending request. The one who asked may not decide it."""
+    """Approve or reject a request that needs a second person, judged against the service as it is
+    now (`current`: its owning team and tier today; the request's own record when it is gone). The
+    one who asked may not decide it. The decision is one guarded UPDATE: of two racing deciders
+    exactly one wins, the other is told the request is decided already."""
     row = get_approval(session, approval_id)
-    policy.require(actor, "approval.decide", resource_of(row))
-    if row.status != PENDING:
-        raise InvalidTransition(
-            f"approval request {row.id} is {row.status.replace('_', ' ')}: nothing to decide",
-            code="approval.not_pending",
-            details={"status": row.status},
+    now_resource = replace(current or resource_of(row), owner_user_id=row.requested_by_user_id)
+    policy.require(actor, "approval.decide", now_resource)
+    status = effective_status(row, now_resource)
+    if status != PENDING:
+        raise _decided_already(row, status)
+    decided = APPROVED if approve else REJECTED
+    changed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(Approval)
+        .where(Approval.id == row.id, Approval.status == row.status)
+        .values(
+            status=decided,
+            decided_by=actor.label,
+            decided_at=at,
+            reason=reason,
+            team_slug=now_resource.team,
+            tier=now_resource.tier,
+            production=now_resource.production,
         )
-    row.status = APPROVED if approve else REJECTED
-    row.decided_by, row.decided_at, row.reason = actor.label, at, reason
-    session.flush()
+    )
+    session.refresh(row)
+    if changed.rowcount != 1:
+        raise _decided_already(row, row.status)
     audit.record(
         session,
         actor,
         "approval.approve" if approve else "approval.reject",
         target=("approval", str(row.id)),
         at=at,
-        before={"status": PENDING},
+        before={"status": status},
         after={"status": row.status},
         note=reason,
     )
     return row
 
 
+def _decided_already(row: Approval, status: str) -> InvalidTransition:
+    return InvalidTransition(
+        f"approval request {row.id} is {status.replace('_', ' ')}: nothing to decide",
+        code="approval.not_pending",
+        details={"status": status},
+    )
+
+
 def list_approvals(
     session: Session, *, status: str | None = None, service: str | None = None
 ) -> list[Approval]:
+    """Newest first. Asked for `pending`, it also gives the requests recorded as not needing a second
+    person, which may need one now (see effective_status): the caller judges them."""
     query = select(Approval).order_by(Approval.id.desc()).limit(200)
-    if status:
+    if status == PENDING:
+        query = query.where(Approval.status.in_([PENDING, NOT_REQUIRED]))
+    elif status:
         query = query.where(Approval.status == status)
     if service:
         query = query.where(Approval.service_slug == service)

@@ -191,12 +191,35 @@ def change_user(
     return user
 
 
-def set_team_role(
-    session: Session, actor: Actor, key: str | int, team: str, role: TeamRoleName | None, *, at: datetime
-) -> User:
-    """Grant (or with role None, take away) a user's role in a team. Team owners manage their team.
+def _team_role(text: str) -> TeamRoleName | None:
+    """A team role as a form or file names it: owner, member, or none to take the team away."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return TeamRoleName(text.strip().lower())
+    except ValueError:
+        known = ", ".join([*(r.value for r in TeamRoleName), "none"])
+        raise Invalid(
+            f"{text!r} is not a team role: expected one of {known}",
+            code="access.bad_team_role",
+            details=[{"field": "role", "message": f"expected one of {known}"}],
+        ) from None
 
-    The policy is asked before the user is looked up, so a refusal never tells who has an account.
+
+def set_team_role(
+    session: Session,
+    actor: Actor,
+    key: str | int,
+    team: str,
+    role: TeamRoleName | str | None,
+    *,
+    at: datetime,
+) -> User:
+    """Grant (or with role None or "none", take away) a user's role in a team. Team owners manage
+    their team.
+
+    The policy is asked before the role is read or the user is looked up, so a refusal never tells
+    who has an account, and a viewer's bad input is refused as any of theirs is.
     """
     team = team.strip().lower()
     if not TEAM_SLUG.match(team):
@@ -206,6 +229,8 @@ def set_team_role(
             details=[{"field": "team", "message": "not a team slug"}],
         )
     policy.require(actor, "catalog.edit", Resource(type="team", key=team, team=team))
+    if isinstance(role, str):
+        role = _team_role(role)
     user = find_user(session, key)
     row = session.scalar(select(TeamRole).where(TeamRole.user_id == user.id, TeamRole.team_slug == team))
     before = row.role if row else None

@@ -325,8 +325,7 @@ def grant_team(
 ) -> Response:
     """`role` is owner, member, or `none` to take the team away."""
     with session.begin():
-        granted = None if role == "none" else TeamRoleName(role)
-        service.set_team_role(session, actor, user_id, team, granted, at=clock.now())
+        service.set_team_role(session, actor, user_id, team, role, at=clock.now())
     return RedirectResponse("/admin/users", status_code=303)
 
 

@@ -39,7 +39,8 @@ from quarterdeck.catalog.reading import (
     team_brief,
     team_view,
 )
-from quarterdeck.errors import Conflict, Invalid, NotFound, PreconditionFailed
+from quarterdeck.db import lock_row
+from quarterdeck.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionFailed
 
 __all__ = [
     "OUTGOING",
@@ -237,6 +238,7 @@ def update(
     The actor must be allowed to edit the entity as it is and, when the owner changes, as it will be:
     nobody hands a service to a team and keeps editing it, nor takes one from another team.
     """
+    lock_row(session, row)
     access.require(actor, "catalog.edit", _person_resource(session, actor, row))
     _check_etag(row, if_match)
     table, _key = store.identity_of(row)
@@ -258,7 +260,9 @@ def update(
         )
     fields.setdefault(key, row.slug)
     entity = to_entity(_validate(table, fields))
-    if table != "person":
+    if isinstance(row, Person) and isinstance(entity, PersonDraft):
+        _require_rights_it_grants(session, actor, row, entity)
+    else:
         access.require(actor, "catalog.edit", resource_of(entity))
     _keep_what_the_api_cannot_say(row, entity)
     if row.source != UI_SOURCE:
@@ -276,6 +280,44 @@ def update(
         after={k: after[k] for k in sorted(changed)},
     )
     return row
+
+
+def _require_rights_it_grants(session: Session, actor: Actor, row: Person, entity: PersonDraft) -> None:
+    """A person's teams, and the e-mail that ties the entry to an account, give that account team
+    roles. So a change to them is decided against the teams as they are now: joining a team takes
+    one of its owners (or an admin); leaving one takes that too, unless you leave yourself; moving
+    the e-mail takes an owner of every team the entry is in, or would be in under the new address."""
+    own_entry = _person_resource(session, actor, row).owner_user_id is not None
+    declared = {m.team_ref for m in queries.memberships_of_person(session, row) if m.person_id == row.id}
+    wanted = set(entity.teams)
+    touched = wanted - declared if own_entry else wanted ^ declared
+    old_email, new_email = (row.email or "").lower(), (entity.email or "").lower()
+    if new_email != old_email:
+        if new_email:
+            _refuse_taken_email(session, row, new_email)
+        moved = Person(slug=row.slug, email=new_email or None)
+        touched |= {m.team_ref for m in queries.memberships_of_person(session, row)}
+        touched |= {m.team_ref for m in queries.memberships_of_person(session, moved)}
+    for team in sorted(touched):
+        decision = access.can(actor, "catalog.edit", Resource(type="team", key=team, team=team))
+        if not decision:
+            what = "the e-mail of" if new_email != old_email else "the teams of"
+            raise Forbidden(
+                f"changing {what} {row.slug!r} hands out team {team!r}'s rights: only its owners and "
+                "admins may do that",
+                code="access.forbidden",
+                details={"action": "catalog.edit", "team": team},
+            )
+
+
+def _refuse_taken_email(session: Session, row: Person, email: str) -> None:
+    other = queries.person_by_key(session, email)
+    if other is not None and other.id != row.id:
+        raise Conflict(
+            f"the e-mail {email!r} belongs to {other.slug!r} already",
+            code="catalog.duplicate_email",
+            details=[{"field": "email", "message": f"used by {other.slug}"}],
+        )
 
 
 def _keep_what_the_api_cannot_say(row: store.Entity, entity: Any) -> None:
@@ -302,6 +344,7 @@ def _teammembers_of(session: Session, row: store.Entity) -> list[dict[str, str]]
 
 
 def delete(session: Session, actor: Actor, row: store.Entity, *, if_match: str | None, now: datetime) -> None:
+    lock_row(session, row)
     access.require(actor, "catalog.delete", _person_resource(session, actor, row))
     _check_etag(row, if_match)
     table, _key = store.identity_of(row)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,6 +16,7 @@ from sqlalchemy.orm import Session
 from quarterdeck.access import service as access
 from quarterdeck.access.schemas import Actor, ApprovalOut, Resource
 from quarterdeck.catalog import service as catalog
+from quarterdeck.db import lock_row
 from quarterdeck.deploys import queries
 from quarterdeck.deploys.ingest import NewDeploy, NewRelease, ReleaseKey, insert_new
 from quarterdeck.deploys.models import Deploy, DeployStatus, Environment, LiveVersion, Release
@@ -152,6 +155,7 @@ def _update(
 ) -> ReportResult:
     """A report of a known deploy: a retry when the status is the same (the first report's times
     stand), else a move forward, which takes the new finish time."""
+    lock_row(session, deploy)
     release = session.get_one(Release, deploy.release_id)
     if (deploy.service_slug, deploy.environment_id, release.version) != (
         report.service,
@@ -309,6 +313,19 @@ def _approval_resource(session: Session, service: str, environment: str) -> Reso
     )
 
 
+def _current_resources(session: Session, rows: Sequence[Any]) -> dict[int, Resource]:
+    """Each approval request's service as it is now (owning team, tier) in its environment; requests
+    whose service or environment is gone are left out, and judged by their own record."""
+    services = catalog.service_resources(session, {row.service_slug for row in rows})
+    envs = {env.slug: env for env in queries.environments(session)}
+    current: dict[int, Resource] = {}
+    for row in rows:
+        base, env = services.get(row.service_slug), envs.get(row.environment)
+        if base is not None and env is not None:
+            current[row.id] = replace(base, environment=env.slug, production=env.production)
+    return current
+
+
 def request_approval(
     session: Session,
     actor: Actor,
@@ -319,41 +336,58 @@ def request_approval(
     summary: str,
     at: datetime,
 ) -> ApprovalOut:
-    """Ask before shipping. Tier-1 production changes wait for a second person; others need none."""
+    """Ask before shipping. Tier-1 production changes wait for a second person; others need none
+    (for now: the answer is judged again against the service each time it is read or decided)."""
     resource = _approval_resource(session, service, environment)
-    return access.approval_out(
-        access.request_approval(session, actor, resource, version=version, summary=summary, at=at)
-    )
+    row = access.request_approval(session, actor, resource, version=version, summary=summary, at=at)
+    return access.approval_out(row, resource)
 
 
 def decide_approval(
     session: Session, actor: Actor, approval_id: int, *, approve: bool, reason: str | None, at: datetime
 ) -> ApprovalOut:
-    return access.approval_out(
-        access.decide(session, actor, approval_id, approve=approve, reason=reason, at=at)
+    """Approve or reject, judged against the service's owning team and tier as they are now."""
+    row = access.get_approval(session, approval_id)
+    current = _current_resources(session, [row]).get(row.id)
+    decided = access.decide(
+        session, actor, approval_id, approve=approve, reason=reason, at=at, current=current
     )
+    return access.approval_out(decided, current)
 
 
 def approval(session: Session, approval_id: int) -> ApprovalOut:
-    return access.approval_out(access.get_approval(session, approval_id))
+    row = access.get_approval(session, approval_id)
+    return access.approval_out(row, _current_resources(session, [row]).get(row.id))
+
+
+def _judged(
+    session: Session, status: str | None, service: str | None = None
+) -> list[tuple[Any, Resource | None, ApprovalOut]]:
+    rows = access.list_approvals(session, status=status, service=service)
+    current = _current_resources(session, rows)
+    judged = [(row, current.get(row.id), access.approval_out(row, current.get(row.id))) for row in rows]
+    return [item for item in judged if status is None or item[2].status == status]
 
 
 def approvals(
     session: Session, *, status: str | None = None, service: str | None = None
 ) -> list[ApprovalOut]:
-    return [
-        access.approval_out(row) for row in access.list_approvals(session, status=status, service=service)
-    ]
+    return [out for _row, _current, out in _judged(session, status, service)]
 
 
 def approvals_for(
     session: Session, actor: Actor, *, status: str | None = None
 ) -> tuple[list[ApprovalOut], set[int]]:
     """For pages: the requests, and which of them this actor may approve or reject (the buttons shown)."""
-    rows = access.list_approvals(session, status=status)
+    judged = _judged(session, status)
     deciders = {
-        row.id
-        for row in rows
-        if row.status == "pending" and access.can(actor, "approval.decide", access.resource_of(row))
+        out.id
+        for row, current, out in judged
+        if out.status == "pending"
+        and access.can(
+            actor,
+            "approval.decide",
+            replace(current or access.resource_of(row), owner_user_id=row.requested_by_user_id),
+        )
     }
-    return [access.approval_out(row) for row in rows], deciders
+    return [out for _row, _current, out in judged], deciders
