@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
 from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, Table, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import IntegrityError
@@ -173,11 +174,17 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     as_json = {column for column in columns if isinstance(table.c[column].type, JSON)}
     connection = session.connection().connection.driver_connection
     statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
-        for row in rows:
-            copy.write_row(
-                [
-                    json.dumps(row[column]) if column in as_json and row[column] is not None else row[column]
-                    for column in columns
-                ]
-            )
+    try:
+        with connection.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(
+                    [
+                        json.dumps(row[column])
+                        if column in as_json and row[column] is not None
+                        else row[column]
+                        for column in columns
+                    ]
+                )
+    except psycopg.errors.IntegrityError as exc:
+        # COPY runs below SQLAlchemy: raise what any other insert raises, so callers handle one error.
+        raise IntegrityError(statement, None, exc) from exc
