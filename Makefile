@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export QD_DATABASE_URL ?= sqlite:///./var/quarterdeck.db
 
-.PHONY: run test test-deps lint bench bench-deploys clean
+.PHONY: run test test-deps lint bench bench-deploys bench-concurrency clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,10 +43,15 @@ bench: $(STAMP)
 	bash scripts/install-test-deps.sh --bench
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.deploys
+	$(BIN)/python -m bench.concurrency
 
 bench-deploys: $(STAMP)
 	bash scripts/install-test-deps.sh --bench
 	$(BIN)/python -m bench.deploys
+
+bench-concurrency: $(STAMP)
+	bash scripts/install-test-deps.sh --bench
+	$(BIN)/python -m bench.concurrency
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

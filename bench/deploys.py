@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from bench.generate import generate
-from bench.run import admin_token, database_url, percentile, run_wrk, start_server, timed_import
+from bench.run import admin_token, database_url, percentile, run_wrk, timed_import
 from quarterdeck.access import service as access
 from quarterdeck.access.schemas import Actor
 from quarterdeck.clock import SystemClock
@@ -40,6 +40,7 @@ from quarterdeck.db import make_engine, make_sessionmaker, transaction
 from quarterdeck.deploys import service as deploys
 from quarterdeck.deploys.schemas import DeployReport, EnvironmentIn
 from quarterdeck.migrations import upgrade
+from tests.server_process import running_server
 
 RESULTS = Path(__file__).parent / "results"
 ENVIRONMENTS = [("staging", False), ("canary", True), ("production-eu", True), ("production-us", True)]
@@ -199,17 +200,13 @@ def run_dialect(dialect: str, url: str, catalog: Path, args: argparse.Namespace)
     token, slugs = setup(url)
     reader = admin_token(url)
     result: dict[str, Any] = {"dialect": dialect, "services": len(slugs), "environments": len(ENVIRONMENTS)}
-    process, base = start_server(url, args.workers)
-    try:
+    with running_server(url, workers=args.workers) as (_process, base):
         result["batched"] = batched(base, token, slugs)
         result["single_http"] = single_over_http(base, token, slugs, args.single_seconds)
         if dialect == "postgresql":
             with make_engine(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.exec_driver_sql("VACUUM (ANALYZE)")
         result["matrix"] = matrix_latency(base, reader, args.pages)
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
     result["single_in_process"] = single_in_process(url, slugs)
     with make_engine(url).connect() as conn:
         result["deploys_stored"] = conn.exec_driver_sql("SELECT count(*) FROM deploys").scalar()

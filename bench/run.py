@@ -41,7 +41,8 @@ from quarterdeck.clock import SystemClock
 from quarterdeck.config import Settings
 from quarterdeck.db import make_engine, make_sessionmaker, transaction
 from quarterdeck.migrations import upgrade
-from tests.pg_cluster import free_port, postgres_cluster
+from tests.pg_cluster import postgres_cluster
+from tests.server_process import running_server
 
 RESULTS = Path(__file__).parent / "results"
 SEARCH_QUERIES = [
@@ -104,23 +105,6 @@ def admin_token(url: str) -> str:
         return access.create_token(
             session, system, name="bench", scopes=["admin"], user=email, at=SystemClock().now()
         ).token
-
-
-def start_server(url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "QD_DATABASE_URL": url}
-    command = [sys.executable, "-m", "quarterdeck", "serve", "--port", str(port), "--workers", str(workers)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/api/v1/openapi.json", timeout=1).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the server did not start")
 
 
 WRK_DONE = (
@@ -242,8 +226,7 @@ def run_dialect(
     engine.dispose()
     rng = random.Random(1)
     token = admin_token(url)
-    process, base = start_server(url, args.workers)
-    try:
+    with running_server(url, workers=args.workers) as (_process, base):
         api_paths = [f"/api/v1/services/{slug}" for slug in rng.sample(slugs, 2000)]
         # First pass: every answer is built (cache miss). Then each worker sees each path again, and wrk
         # measures the steady state a portal lives in between catalog changes.
@@ -261,9 +244,6 @@ def run_dialect(
         result["search"] = sequential(base, search_paths, token=token)
         page_paths = [f"/services/{slug}" for slug in rng.sample(slugs, 300)]
         result["service_page"] = sequential(base, page_paths, token=token)
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
     return result
 
 

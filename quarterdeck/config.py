@@ -45,7 +45,8 @@ class Settings(BaseSettings):
         default=5.0,
         gt=0,
         le=120,
-        description="SQLite: how long a writer waits for the write lock before it is answered 503",
+        description="How long a writer waits for a lock (SQLite's write lock, a PostgreSQL row lock) "
+        "before it is answered 503",
     )
     max_concurrent_writes: int = Field(
         default=8,

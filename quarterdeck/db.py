@@ -101,7 +101,9 @@ def make_engine(
             with engine.connect() as conn:
                 conn.connection.driver_connection.execute("PRAGMA journal_mode=WAL")  # type: ignore[union-attr]
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, **pool)
+    # A writer waits at most busy_timeout for a row lock; then it is answered 503, never left hanging.
+    lock_timeout = {"options": f"-c lock_timeout={int(busy_timeout * 1000)}"}
+    return create_engine(url, echo=echo, pool_pre_ping=True, connect_args=lock_timeout, **pool)
 
 
 def engine_for(settings: Settings) -> Engine:

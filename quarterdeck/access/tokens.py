@@ -7,8 +7,9 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from quarterdeck.access import audit, policy
@@ -185,9 +186,11 @@ def revoke_token(session: Session, actor: Actor, token_id: int, *, at: datetime)
         policy.require(actor, "admin", resource)
     else:
         policy.require(actor, "tokens.manage", resource)
-    if token.revoked_at is None:
-        token.revoked_at = at
-        session.flush()
+    revoked: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(ApiToken).where(ApiToken.id == token.id, ApiToken.revoked_at.is_(None)).values(revoked_at=at)
+    )
+    session.refresh(token)
+    if revoked.rowcount == 1:
         audit.record(session, actor, "token.revoke", target=("token", str(token.id)), at=at, note=token.name)
     return token_out(session, token, at=at)
 

@@ -18,6 +18,7 @@ from quarterdeck.access.models import LoginAttempt, TeamRole, User, WebSession
 from quarterdeck.access.oidc import OidcIdentity
 from quarterdeck.access.schemas import Actor, GlobalRole, Resource, Scope, TeamRoleName, UserOut
 from quarterdeck.config import Settings
+from quarterdeck.db import lock_row
 from quarterdeck.errors import Conflict, Invalid, NotFound, RateLimited, Unauthenticated
 
 MIN_PASSWORD = 12
@@ -173,6 +174,7 @@ def change_user(
     """Change a user's global role, switch them off or on, or set a new password (admins only)."""
     policy.require(actor, "admin")
     user = find_user(session, key)
+    lock_row(session, user)
     before = {"role": user.role, "active": user.active}
     if role is not None:
         user.role = role.value
@@ -232,6 +234,7 @@ def set_team_role(
     if isinstance(role, str):
         role = _team_role(role)
     user = find_user(session, key)
+    lock_row(session, user)  # one change to a user's team roles at a time: `before` is what it replaces
     row = session.scalar(select(TeamRole).where(TeamRole.user_id == user.id, TeamRole.team_slug == team))
     before = row.role if row else None
     if role is None and row is not None:

@@ -1,0 +1,121 @@
+"""`make bench` (concurrency part): write throughput and read latency under 32 concurrent writers.
+
+On SQLite and on PostgreSQL, a `quarterdeck serve` process with its default settings (one process, the
+default pool and write admission), a catalog of `--services` services, then, each for `--seconds`:
+- readers alone: 8 connections reading random services and searching (the baseline);
+- 32 writers (16 on one hot service with If-Match, 16 spread over every service without) and the
+  same 8 readers.
+Reported: writes/s, write p50/p99, reads/s, read p50/p99/max, 5xx count, the server's peak resident
+memory. Target: read p99 under 200 ms with the writers running, no 5xx.
+Results: bench/results/concurrency-<dialect>.json and bench/results/concurrency.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.run import admin_token, database_url
+from quarterdeck.db import make_engine
+from quarterdeck.migrations import upgrade
+from tests.concurrency.load import run_load
+from tests.server_process import resident_kib, running_server
+
+RESULTS = Path(__file__).parent / "results"
+READ_P99_TARGET_MS = 200.0
+HOT = "hot-api"
+
+
+def seed(base: str, token: str, count: int) -> list[str]:
+    """A team and `count` services, made over HTTP as an admin would."""
+    slugs = [f"svc-{n:05d}" for n in range(count)]
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+        client.post("/api/v1/teams", json={"slug": "load", "name": "Load"}).raise_for_status()
+        for slug in [HOT, *slugs]:
+            client.post("/api/v1/services", json={"slug": slug, "owner": "load", "tier": 2}).raise_for_status()
+    return slugs
+
+
+def run_dialect(dialect: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    with ExitStack() as stack:
+        url = database_url(stack, dialect, work)
+        upgrade(make_engine(url))
+        token = admin_token(url)
+        with running_server(url) as (process, base):
+            slugs = seed(base, token, args.services)
+            alone = run_load(base, token, hot=HOT, services=slugs, writers=0, readers=8, seconds=args.seconds)
+            peak = resident_kib(process.pid)
+            loaded = run_load(base, token, hot=HOT, services=slugs, writers=32, readers=8, seconds=args.seconds)
+            peak = max(peak, resident_kib(process.pid))
+        return {
+            "dialect": dialect,
+            "services": args.services,
+            "readers_alone": alone.summary(),
+            "with_32_writers": loaded.summary(),
+            "server_rss_mib": round(peak / 1024, 1),
+        }
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "# Concurrency benchmark",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. One `quarterdeck serve` process with "
+        "its default settings; the load generator (httpx, asyncio) runs on the same machine. "
+        f"Target: read p99 < {READ_P99_TARGET_MS:g} ms with 32 writers, no 5xx.",
+        "",
+        "| dialect | load | writes/s (412s) | write p50 / p99 | reads/s | read p50 / p99 / max | 5xx "
+        "| server RSS |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        for label, key in (("8 readers alone", "readers_alone"), ("32 writers + 8 readers", "with_32_writers")):
+            s = result[key]
+            lines.append(
+                f"| {result['dialect']} | {label} | {s['writes_per_s']} ({s['writes_refused_412']}) "
+                f"| {s['write_p50_ms']} / {s['write_p99_ms']} ms | {s['reads_per_s']} "
+                f"| {s['read_p50_ms']} / {s['read_p99_ms']} / {s['read_max_ms']} ms | {s['server_errors']} "
+                f"| {result['server_rss_mib']} MiB |"
+            )
+    lines += [
+        "",
+        "Writers: 16 read the hot service and change it with If-Match (a 412 when another changed it "
+        "first), 16 change random services without. Readers: 70 % lookups of random services, 30 % "
+        "searches. Every figure is a cold process against a catalog made just before.",
+    ]
+    met = all(r["with_32_writers"]["read_p99_ms"] < READ_P99_TARGET_MS for r in results)
+    lines.append(f"\nRead p99 target under writers: {'met' if met else 'missed'}.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dialects", default="sqlite,postgresql")
+    parser.add_argument("--services", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        for dialect in args.dialects.split(","):
+            result = run_dialect(dialect, args, Path(folder))
+            (RESULTS / f"concurrency-{dialect}.json").write_text(json.dumps(result, indent=2) + "\n")
+            print(json.dumps(result, indent=2))
+            results.append(result)
+    (RESULTS / "concurrency.md").write_text(markdown(results))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
