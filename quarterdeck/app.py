@@ -1,4 +1,5 @@
-"""The FastAPI application factory: mounts every domain's API and pages, errors, assets, metrics."""
+"""The FastAPI application factory: every domain's API and pages (from the domain registry), errors,
+limits, assets, metrics, over one Runtime."""
 
 from __future__ import annotations
 
@@ -15,21 +16,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from quarterdeck import __version__
-from quarterdeck.access import api as access_api
-from quarterdeck.access import views as access_views
-from quarterdeck.access.deps import ActorCache
-from quarterdeck.catalog import api as catalog_api
 from quarterdeck.catalog import service as catalog_service
-from quarterdeck.catalog import views as catalog_views
-from quarterdeck.clock import Clock, SystemClock
+from quarterdeck.clock import Clock
 from quarterdeck.config import Settings
-from quarterdeck.db import engine_for, make_sessionmaker, writer_sessions
-from quarterdeck.deploys import api as deploys_api
-from quarterdeck.deploys import views as deploys_views
-from quarterdeck.integrations.oci_registry import CachedRegistry, RegistryClient
-from quarterdeck.integrations.prometheus import PrometheusClient
-from quarterdeck.observability import api as observability_api
+from quarterdeck.domains import DOMAINS, resolve
 from quarterdeck.observability import service as observability_service
+from quarterdeck.runtime import Runtime, build_runtime
 from quarterdeck.web import errors
 from quarterdeck.web.limits import RequestBodyMiddleware, WriteAdmissionMiddleware
 from quarterdeck.web.middleware import MetricsMiddleware, SecurityHeadersMiddleware
@@ -50,8 +42,12 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
     return lifespan
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
-    settings = settings or Settings()
+def create_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, runtime: Runtime | None = None
+) -> FastAPI:
+    """The portal over `runtime` (or one built from `settings`, closed with the app's own close)."""
+    runtime = runtime or build_runtime(settings or Settings(), clock=clock)
+    settings = runtime.settings
     app = FastAPI(
         title="Quarterdeck",
         version=__version__,
@@ -61,31 +57,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         redoc_url=None,
         lifespan=_lifespan(settings),
     )
-    engine = engine_for(settings)
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.sessions = make_sessionmaker(engine)
-    app.state.writers = writer_sessions(app.state.sessions)
-    app.state.clock = clock or SystemClock()
+    app.state.runtime = runtime
+    # Access resolves who is asking with the catalog's teams; it sits below the catalog, so is handed them.
     app.state.teams_of = catalog_service.teams_of_email
-    app.state.actor_cache = ActorCache()
     observability_service.check_templates(settings.link_templates)
-    app.state.registry = CachedRegistry(
-        RegistryClient(
-            username=settings.registry_username,
-            password=settings.registry_password,
-            plain_http_hosts=frozenset(
-                h.strip() for h in settings.registry_plain_http.split(",") if h.strip()
-            ),
-        ),
-        ttl_seconds=settings.registry_cache_seconds,
-        clock=app.state.clock,
-    )
-    app.state.prometheus = (
-        PrometheusClient(settings.prometheus_url, timeout=settings.prometheus_timeout_seconds)
-        if settings.prometheus_url
-        else None
-    )
     errors.install(app)
     registry = CollectorRegistry()
     app.add_middleware(
@@ -119,14 +94,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(access_api.router)
-    app.include_router(access_views.router)
-    # Deploy and graph routes under /services/{slug}/... come before the catalog's catch-all slug paths.
-    app.include_router(deploys_api.router)
-    app.include_router(observability_api.router)
-    app.include_router(deploys_views.router)
-    app.include_router(catalog_api.router)
-    app.include_router(catalog_api.public_router)
-    app.include_router(catalog_views.router)
+    mount_domains(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def mount_domains(app: FastAPI) -> None:
+    """Every domain's routers, then every catch-all router: a path like /services/{slug}/deploys is
+    matched by its own domain before the catalog's /services/{slug:path} can take it."""
+    for domain in DOMAINS:
+        for reference in domain.routers:
+            app.include_router(resolve(reference))
+    for domain in DOMAINS:
+        for reference in domain.catch_all_routers:
+            app.include_router(resolve(reference))

@@ -6,11 +6,9 @@ from typing import Annotated
 
 import typer
 
-from quarterdeck.access import cli as access_cli
-from quarterdeck.catalog import cli as catalog_cli
-from quarterdeck.console import load_settings
+from quarterdeck.console import command_runtime, load_settings
 from quarterdeck.db import make_engine
-from quarterdeck.deploys import cli as deploys_cli
+from quarterdeck.domains import DOMAINS, resolve
 
 app = typer.Typer(help="Quarterdeck: who owns what, and how to reach them.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -31,7 +29,9 @@ def serve(
 
     settings = load_settings()
     if migrate:
-        upgrade(make_engine(settings.database_url))
+        engine = make_engine(settings.database_url)
+        upgrade(engine)
+        engine.dispose()
     # Forwarded headers are believed only from QD_TRUSTED_PROXIES, by the app itself (app.py).
     uvicorn.run(
         "quarterdeck.app:create_app",
@@ -49,11 +49,11 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] 
     """Create or upgrade the database schema (safe to run any time)."""
     from quarterdeck.migrations import upgrade
 
-    settings = load_settings()
-    upgrade(make_engine(settings.database_url), revision)
-    typer.echo(f"database at {revision}: {make_engine(settings.database_url).url.render_as_string()}")
+    with command_runtime() as runtime:
+        upgrade(runtime.engine, revision)
+        typer.echo(f"database at {revision}: {runtime.engine.url.render_as_string()}")
 
 
-catalog_cli.register(app)
-access_cli.register(app)
-deploys_cli.register(app)
+for domain in DOMAINS:
+    if domain.commands:
+        resolve(domain.commands)(app)

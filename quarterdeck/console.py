@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from quarterdeck.config import Settings
+from quarterdeck.db import transaction
 from quarterdeck.errors import QuarterdeckError
+from quarterdeck.runtime import Runtime, running
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -26,6 +30,20 @@ def load_settings() -> Settings:
         field = ".".join(str(p) for p in first["loc"])
         typer.echo(f"error: setting QD_{field.upper()}: {first['msg']}", err=True)
         raise typer.Exit(1) from exc
+
+
+@contextmanager
+def command_runtime() -> Iterator[Runtime]:
+    """The runtime of one command, from the settings (read with readable errors); closed at the end."""
+    with running(load_settings()) as runtime:
+        yield runtime
+
+
+@contextmanager
+def command_transaction() -> Iterator[Session]:
+    """One command, one writer's transaction on its runtime: committed when the command succeeds."""
+    with command_runtime() as runtime, transaction(runtime.writers) as session:
+        yield session
 
 
 def reports_errors(as_json_param: str = "as_json") -> Callable[[Callable[P, R]], Callable[P, R]]:

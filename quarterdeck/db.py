@@ -52,6 +52,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+RUNTIME_KEY = "quarterdeck.runtime"
+"""The key of `Session.info` under which sessions made by a Runtime (runtime.py) find it."""
 WRITER = "quarterdeck_writer"
 """Execution option of a session that will write: on SQLite its transaction starts with BEGIN IMMEDIATE."""
 
@@ -134,6 +136,16 @@ def lock_row(session: Session, row: Any) -> None:
     on SQLite the writer's BEGIN IMMEDIATE already holds the whole database, so a re-read suffices.
     Checks made after this see what the write will change: no lost update between them."""
     session.refresh(row, with_for_update=dialect_name(session) == "postgresql")
+
+
+def process_state(session: Session, name: str, make: Callable[[], T]) -> T | None:
+    """The per-process object `name` of the runtime that made this session (made on first use), or
+    None for a session made without one (a bare sessionmaker in a script or test)."""
+    runtime = session.info.get(RUNTIME_KEY)
+    if runtime is None:
+        return None
+    found: T = runtime.state(name, make)
+    return found
 
 
 def dialect_name(session: Session) -> str:

@@ -189,7 +189,7 @@ def admin_token(sessions: sessionmaker[Session], clock: FrozenClock) -> str:
 def app_under_test(settings: Settings, clock: FrozenClock) -> Iterator[FastAPI]:
     app = create_app(settings, clock=clock)
     yield app
-    app.state.engine.dispose()
+    app.state.runtime.close()
 
 
 @pytest.fixture

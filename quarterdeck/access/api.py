@@ -20,7 +20,7 @@ from quarterdeck.access.schemas import (
     TokenOut,
     UserOut,
 )
-from quarterdeck.web.deps import ClockDep, IdPath, SessionDep
+from quarterdeck.web.deps import ClockDep, IdPath, SessionDep, runtime_of
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
 Text = Annotated[str | None, Query(max_length=200)]
@@ -172,7 +172,7 @@ def export_audit(request: Request, who: SignedInDep, filters: AuditFiltersDep) -
     service.require(who, "audit.read")
 
     def lines() -> Iterator[str]:
-        with request.app.state.sessions() as session:
+        with runtime_of(request).sessions() as session:
             yield from service.export_lines(session, filters)
 
     headers = {"Content-Disposition": 'attachment; filename="quarterdeck-audit.jsonl"'}

@@ -16,8 +16,7 @@ from rich.table import Table
 from quarterdeck.access import service
 from quarterdeck.access.schemas import Actor, GlobalRole
 from quarterdeck.clock import SystemClock
-from quarterdeck.console import load_settings, print_json, reports_errors
-from quarterdeck.db import make_engine, make_sessionmaker, transaction
+from quarterdeck.console import command_runtime, command_transaction, print_json, reports_errors
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
 SYSTEM = Actor.system("cli")
@@ -43,8 +42,7 @@ def create_admin(
     """Create the first admin (or another one)."""
     if password is None and not sso_only:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    sessions = make_sessionmaker(make_engine(load_settings().database_url))
-    with transaction(sessions) as session:
+    with command_transaction() as session:
         if if_missing and any(u.email == email.strip().lower() for u in service.list_users(session, SYSTEM)):
             user = service.find_user(session, email)
         else:
@@ -68,8 +66,7 @@ def create_admin(
 @reports_errors()
 def list_users(as_json: JsonFlag = False) -> None:
     """Every user with their global role and team roles."""
-    sessions = make_sessionmaker(make_engine(load_settings().database_url))
-    with transaction(sessions) as session:
+    with command_transaction() as session:
         users = service.list_users(session, SYSTEM)
     if as_json:
         print_json([u.model_dump(mode="json") for u in users])
@@ -96,8 +93,7 @@ def create_token(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a token and print it: it is shown this once."""
-    sessions = make_sessionmaker(make_engine(load_settings().database_url))
-    with transaction(sessions) as session:
+    with command_transaction() as session:
         created = service.create_token(
             session,
             SYSTEM,
@@ -123,8 +119,7 @@ def create_token(
 @reports_errors()
 def list_tokens(as_json: JsonFlag = False) -> None:
     """Every token (never its secret)."""
-    sessions = make_sessionmaker(make_engine(load_settings().database_url))
-    with transaction(sessions) as session:
+    with command_transaction() as session:
         tokens = service.list_tokens(session, SYSTEM, everyone=True, at=SystemClock().now())
     if as_json:
         print_json([t.model_dump(mode="json") for t in tokens])
@@ -150,8 +145,7 @@ def revoke_token(
     token_id: Annotated[int, typer.Argument(help="The token's id")], as_json: JsonFlag = False
 ) -> None:
     """Revoke a token at once; revoking it again changes nothing."""
-    sessions = make_sessionmaker(make_engine(load_settings().database_url))
-    with transaction(sessions) as session:
+    with command_transaction() as session:
         token = service.revoke_token(session, SYSTEM, token_id, at=SystemClock().now())
     if as_json:
         print_json(token.model_dump(mode="json"))
@@ -163,8 +157,7 @@ def revoke_token(
 @reports_errors()
 def verify(as_json: JsonFlag = False) -> None:
     """Check the hash chain of the whole log; exit 1 when any entry was edited, removed or inserted."""
-    sessions = make_sessionmaker(make_engine(load_settings().database_url))
-    with transaction(sessions) as session:
+    with command_transaction() as session:
         result = service.verify(session)
     if as_json:
         print_json(result.as_json())
@@ -183,8 +176,7 @@ def export(
     action: Annotated[str | None, typer.Option(help="Only this action, e.g. service.update")] = None,
 ) -> None:
     """Print the log as JSON Lines, oldest first."""
-    sessions = make_sessionmaker(make_engine(load_settings().database_url))
-    with sessions() as session:
+    with command_runtime() as runtime, runtime.sessions() as session:
         for line in service.export_lines(session, service.AuditFilters(actor=actor, action=action)):
             sys.stdout.write(line)
 

@@ -22,11 +22,10 @@ from starlette.concurrency import run_in_threadpool
 
 from quarterdeck.access import service as access
 from quarterdeck.access.schemas import Actor
-from quarterdeck.clock import Clock
 from quarterdeck.config import Settings
 from quarterdeck.db import transaction
 from quarterdeck.errors import Forbidden, Unauthenticated
-from quarterdeck.web.deps import SAFE_METHODS
+from quarterdeck.web.deps import SAFE_METHODS, runtime_of
 
 SESSION_COOKIE = "qd_session"
 LOGIN_CSRF_COOKIE = "qd_login_csrf"
@@ -45,6 +44,7 @@ CACHE_SECONDS = 1.0
 credential's own expiry). Any change made through this process clears it at once; other replicas
 see revocations and role changes within this time."""
 CACHE_ENTRIES = 10_000
+ACTOR_CACHE = "access.actor-cache"
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,8 @@ def _resolve(request: Request, now: datetime) -> _Resolved:
     ip = client_ip(request)
     header = request.headers.get("authorization")
     stale_token: int | None = None
-    with request.app.state.sessions() as session:
+    runtime = runtime_of(request)
+    with runtime.sessions() as session:
         lookup: TeamsLookup = request.app.state.teams_of
 
         def teams_of(email: str) -> Mapping[str, str]:
@@ -113,7 +114,7 @@ def _resolve(request: Request, now: datetime) -> _Resolved:
             )
             resolved = _Resolved(actor, web.csrf_token, _until(now, web.expires_at))
     if stale_token is not None:
-        with transaction(request.app.state.sessions) as session:
+        with transaction(runtime.writers) as session:
             access.mark_token_used(session, stale_token, at=now)
     return resolved
 
@@ -145,8 +146,9 @@ async def current_actor(request: Request) -> Actor:
     """Anyone, anonymous included: routes that need more call the policy through their service."""
     actor: Actor | None = getattr(request.state, "actor", None)
     if actor is None:
-        cache: ActorCache = request.app.state.actor_cache
-        clock: Clock = request.app.state.clock
+        runtime = runtime_of(request)
+        cache = runtime.state(ACTOR_CACHE, ActorCache)
+        clock = runtime.clock
         now = clock.now()
         key = _credential_key(request)
         if request.method in SAFE_METHODS:
@@ -167,7 +169,7 @@ async def current_actor(request: Request) -> Actor:
 async def reader(request: Request) -> Actor:
     """An actor who may read the catalog: signed in, or anonymous when anonymous reading is on."""
     actor = await current_actor(request)
-    settings: Settings = request.app.state.settings
+    settings = runtime_of(request).settings
     if not actor.signed_in and not settings.anonymous_read:
         raise Unauthenticated("sign in to use Quarterdeck", code="access.sign_in_required")
     return actor

@@ -26,11 +26,12 @@ from quarterdeck.access.schemas import GlobalRole, Scope, TeamRoleName
 from quarterdeck.config import Settings
 from quarterdeck.db import transaction
 from quarterdeck.errors import Invalid, QuarterdeckError, RateLimited, Unauthenticated
-from quarterdeck.web.deps import ClockDep, IdPath, SessionDep, SettingsDep
+from quarterdeck.web.deps import ClockDep, IdPath, SessionDep, SettingsDep, runtime_of
 from quarterdeck.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
 OIDC_COOKIE = "qd_oidc"
+OIDC_CLIENT = "access.oidc-client"
 OIDC_STATE_SECONDS = 600
 Text = Annotated[str | None, Query(max_length=200)]
 
@@ -77,7 +78,7 @@ def login(
 ) -> Response:
     check_login_csrf(request, csrf_token)
     try:
-        with transaction(request.app.state.sessions) as session:
+        with transaction(runtime_of(request).writers) as session:
             user = service.authenticate(
                 session,
                 email=email,
@@ -113,7 +114,7 @@ def login(
 def logout(request: Request, actor: SignedInDep) -> Response:
     raw = request.cookies.get(SESSION_COOKIE)
     if raw:
-        with transaction(request.app.state.sessions) as session:
+        with transaction(runtime_of(request).writers) as session:
             service.end_session(session, raw)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
@@ -121,21 +122,19 @@ def logout(request: Request, actor: SignedInDep) -> Response:
 
 
 def _oidc(request: Request) -> OidcClient:
-    settings: Settings = request.app.state.settings
-    client: OidcClient | None = getattr(request.app.state, "oidc", None)
-    if client is None:
-        if not settings.oidc_issuer or not settings.oidc_client_id:
-            raise Invalid("single sign-on is not configured (QD_OIDC_ISSUER)", code="access.sso_off")
-        provider = OidcProvider(
-            issuer=settings.oidc_issuer,
-            client_id=settings.oidc_client_id,
-            client_secret=settings.oidc_client_secret,
-            scopes=settings.oidc_scopes,
-            groups_claim=settings.oidc_groups_claim,
-        )
-        client = OidcClient(provider, clock=request.app.state.clock)
-        request.app.state.oidc = client
-    return client
+    """The single sign-on client, made once per process (it caches the provider's metadata and keys)."""
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    if not settings.oidc_issuer or not settings.oidc_client_id:
+        raise Invalid("single sign-on is not configured (QD_OIDC_ISSUER)", code="access.sso_off")
+    provider = OidcProvider(
+        issuer=settings.oidc_issuer,
+        client_id=settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret,
+        scopes=settings.oidc_scopes,
+        groups_claim=settings.oidc_groups_claim,
+    )
+    return runtime.state(OIDC_CLIENT, lambda: OidcClient(provider, clock=runtime.clock))
 
 
 def _callback_url(settings: Settings) -> str:
@@ -192,7 +191,7 @@ def oidc_callback(
         identity = _oidc(request).finish(
             redirect_uri=_callback_url(settings), code=code, returned_state=state, expected=expected
         )
-        with transaction(request.app.state.sessions) as session:
+        with transaction(runtime_of(request).writers) as session:
             user = service.sign_in_oidc(session, identity, settings=settings, at=clock.now())
             raw, _web = service.start_session(
                 session,

@@ -1,9 +1,10 @@
-"""Read caches of catalog views, valid for one catalog generation.
+"""Read caches of catalog views, valid for one catalog generation, held per runtime (process).
 
 Every catalog write bumps `catalog_state.generation` in the same transaction, so a cached view is
 served only while the generation it was built at is still current. A process re-reads the
 generation at most every GENERATION_TTL seconds, and at once after its own writes commit: a change
 made through another replica shows within that time, and a cached read costs no query at all.
+A session made without a runtime (a bare sessionmaker) caches nothing: every read is built.
 """
 
 from __future__ import annotations
@@ -18,31 +19,35 @@ from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from quarterdeck.catalog.models import CatalogState
+from quarterdeck.db import process_state
 
 T = TypeVar("T")
 MAX_ENTRIES = 8192
-
-_entries: OrderedDict[Hashable, object] = OrderedDict()
-_lock = Lock()
-
-
 GENERATION_TTL = 0.1
+STATE_NAME = "catalog.view-cache"
 monotonic = time.monotonic  # a module attribute, so tests can move time
-_generations: dict[str, tuple[float, int]] = {}
 
 
-def _database(session: Session) -> str:
-    return str(session.get_bind().engine.url)
+class ViewCache:
+    """Built views by (generation, key), least recently used dropped past MAX_ENTRIES."""
+
+    def __init__(self) -> None:
+        self.entries: OrderedDict[Hashable, object] = OrderedDict()
+        self.lock = Lock()
+        self.generation: tuple[float, int] | None = None
 
 
-def generation(session: Session) -> int:
-    database = _database(session)
+def _cache_of(session: Session) -> ViewCache | None:
+    return process_state(session, STATE_NAME, ViewCache)
+
+
+def generation(session: Session, views: ViewCache) -> int:
     now = monotonic()
-    seen = _generations.get(database)
+    seen = views.generation
     if seen is not None and 0 <= now - seen[0] < GENERATION_TTL:
         return seen[1]
     value = session.scalar(select(CatalogState.generation).where(CatalogState.id == 1)) or 0
-    _generations[database] = (now, value)
+    views.generation = (now, value)
     return value
 
 
@@ -51,32 +56,40 @@ def bump_generation(session: Session) -> None:
     session.execute(
         update(CatalogState).where(CatalogState.id == 1).values(generation=CatalogState.generation + 1)
     )
-    database = _database(session)
-    _generations.pop(database, None)
+    views = _cache_of(session)
+    if views is None:
+        return
+    views.generation = None
 
     def forget(_session: Session) -> None:
-        _generations.pop(database, None)
+        views.generation = None
 
     event.listen(session, "after_commit", forget, once=True)
 
 
 def peek(session: Session, key: Hashable) -> object | None:
     """The cached value for `key` at the current generation, or None: never builds anything."""
-    full_key = (_database(session), generation(session), key)
-    with _lock:
-        return _entries.get(full_key)
+    views = _cache_of(session)
+    if views is None:
+        return None
+    full_key = (generation(session, views), key)
+    with views.lock:
+        return views.entries.get(full_key)
 
 
 def cached(session: Session, key: Hashable, build: Callable[[], T]) -> T:
-    """The value of `build()` for `key` at the current generation of this database."""
-    full_key = (_database(session), generation(session), key)
-    with _lock:
-        if full_key in _entries:
-            _entries.move_to_end(full_key)
-            return _entries[full_key]  # type: ignore[return-value]
+    """The value of `build()` for `key` at the current generation of the catalog."""
+    views = _cache_of(session)
+    if views is None:
+        return build()
+    full_key = (generation(session, views), key)
+    with views.lock:
+        if full_key in views.entries:
+            views.entries.move_to_end(full_key)
+            return views.entries[full_key]  # type: ignore[return-value]
     value = build()
-    with _lock:
-        _entries[full_key] = value
-        while len(_entries) > MAX_ENTRIES:
-            _entries.popitem(last=False)
+    with views.lock:
+        views.entries[full_key] = value
+        while len(views.entries) > MAX_ENTRIES:
+            views.entries.popitem(last=False)
     return value

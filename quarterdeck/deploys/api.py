@@ -30,7 +30,7 @@ from quarterdeck.deploys.schemas import (
 )
 from quarterdeck.deploys.service import DeployFilters
 from quarterdeck.errors import Invalid
-from quarterdeck.web.deps import ClockDep, IdPath, SessionDep
+from quarterdeck.web.deps import ClockDep, IdPath, SessionDep, runtime_of
 
 router = APIRouter(prefix="/api/v1", tags=["deploys"], dependencies=[Depends(reader)])
 PageNo = Annotated[int, Query(ge=1, le=100_000)]
@@ -128,7 +128,7 @@ def service_deploys(
 @router.get("/services/{slug:path}/live", response_model=LiveOut)
 def live(request: Request, slug: str, session: SessionDep) -> LiveOut:
     """Per environment: the live version, image, digest, when and by whom; and the registry's newest image."""
-    return service.live_of(session, slug, registry=request.app.state.registry)
+    return service.live_of(session, slug, registry=runtime_of(request).registry)
 
 
 @router.get("/matrix", response_model=MatrixPage)

@@ -15,8 +15,7 @@ from rich.table import Table
 
 from quarterdeck.access.schemas import Actor
 from quarterdeck.clock import SystemClock
-from quarterdeck.console import load_settings, print_json, reports_errors
-from quarterdeck.db import make_engine, make_sessionmaker, transaction
+from quarterdeck.console import command_transaction, print_json, reports_errors
 from quarterdeck.deploys import service
 from quarterdeck.deploys.models import DeploySource, DeployStatus
 from quarterdeck.deploys.schemas import DeployReport, EnvironmentIn
@@ -131,7 +130,7 @@ def report(
             raise Invalid("reporting to --api needs --token (or QD_API_TOKEN)", code="deploys.missing_token")
         results = _post(api, token, reports)
     else:
-        with transaction(make_sessionmaker(make_engine(load_settings().database_url))) as session:
+        with command_transaction() as session:
             results = [
                 r.model_dump(mode="json")
                 for r in service.report(session, SYSTEM, reports, at=SystemClock().now())
@@ -156,7 +155,7 @@ def list_(
     as_json: JsonFlag = False,
 ) -> None:
     """Deploys, newest first."""
-    with transaction(make_sessionmaker(make_engine(load_settings().database_url))) as session:
+    with command_transaction() as session:
         found = service.list_deploys(session, DeployFilters(service_, environment), per_page=limit)
     if as_json:
         print_json(found.model_dump(mode="json"))
@@ -188,7 +187,7 @@ def list_(
 @reports_errors()
 def live(service_: Annotated[str, typer.Argument(metavar="SERVICE")], as_json: JsonFlag = False) -> None:
     """What runs in each environment (without the registry: that is the portal's job)."""
-    with transaction(make_sessionmaker(make_engine(load_settings().database_url))) as session:
+    with command_transaction() as session:
         answer = service.live_of(session, service_, registry=None)
     if as_json:
         print_json(answer.model_dump(mode="json"))
@@ -206,7 +205,7 @@ def live(service_: Annotated[str, typer.Argument(metavar="SERVICE")], as_json: J
 @environments_app.command("list")
 @reports_errors()
 def environments_list(as_json: JsonFlag = False) -> None:
-    with transaction(make_sessionmaker(make_engine(load_settings().database_url))) as session:
+    with command_transaction() as session:
         envs = service.environments(session)
     if as_json:
         print_json([e.model_dump() for e in envs])
@@ -239,7 +238,7 @@ def environments_apply(
                 f"{file}: environment {index}: {exc.errors()[0]['msg']}", code="deploys.bad_file"
             ) from exc
         declared.append((str(item["slug"]), body))
-    with transaction(make_sessionmaker(make_engine(load_settings().database_url))) as session:
+    with command_transaction() as session:
         envs = service.apply_environments(session, SYSTEM, declared, at=SystemClock().now())
     if as_json:
         print_json([e.model_dump() for e in envs])

@@ -16,7 +16,7 @@ from quarterdeck.deploys import service
 from quarterdeck.deploys.schemas import SLUG, EnvironmentIn
 from quarterdeck.deploys.service import DeployFilters
 from quarterdeck.observability import service as observability
-from quarterdeck.web.deps import ClockDep, IdPath, SessionDep, SettingsDep
+from quarterdeck.web.deps import ClockDep, IdPath, SessionDep, SettingsDep, runtime_of
 from quarterdeck.web.templating import is_htmx, templates
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(reader)])
@@ -53,7 +53,7 @@ def service_deploys(
         "s": view,
         "can_edit": bool(access.can(actor, "catalog.edit", catalog.service_resource(session, view.slug))),
         "own_panels": [panel for panel, custom in observability.panels_of(session, view.slug) if custom],
-        "live": service.live_of(session, view.slug, registry=request.app.state.registry),
+        "live": service.live_of(session, view.slug, registry=runtime_of(request).registry),
         "history": history,
         "environments": service.environments(session),
         "filters": {"environment": environment or "", "status": status or ""},

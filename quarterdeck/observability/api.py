@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from quarterdeck.access.deps import ActorDep, reader
 from quarterdeck.observability import service
 from quarterdeck.observability.schemas import GraphsOut, PanelIn, PanelOut
-from quarterdeck.web.deps import ClockDep, SessionDep
+from quarterdeck.web.deps import ClockDep, SessionDep, runtime_of
 
 router = APIRouter(prefix="/api/v1", tags=["observability"], dependencies=[Depends(reader)])
 
@@ -24,7 +24,7 @@ def graphs(
     env: Annotated[str, Query(max_length=100)] = "",
 ) -> GraphsOut:
     """Request rate, error ratio, latency p50/p99 and the team's own panels, from Prometheus."""
-    source = request.app.state.prometheus
+    source = runtime_of(request).prometheus
     return service.graphs(session, slug, range_text=range, env=env, source=source, now=clock.now())
 
 

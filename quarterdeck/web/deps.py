@@ -10,25 +10,31 @@ from sqlalchemy.orm import Session
 
 from quarterdeck.clock import Clock
 from quarterdeck.config import Settings
+from quarterdeck.runtime import Runtime
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def runtime_of(request: Request) -> Runtime:
+    """The runtime the app was built over: engines, clients and per-process state."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
 def get_session(request: Request) -> Iterator[Session]:
     """A session for the request: a writer's (see db.writer_sessions) unless the method only reads."""
-    factory = request.app.state.sessions if request.method in SAFE_METHODS else request.app.state.writers
+    runtime = runtime_of(request)
+    factory = runtime.sessions if request.method in SAFE_METHODS else runtime.writers
     with factory() as session:
         yield session
 
 
 def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return runtime_of(request).settings
 
 
 def get_clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
-    return clock
+    return runtime_of(request).clock
 
 
 MAX_ID = 2_147_483_647
@@ -38,3 +44,4 @@ IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]

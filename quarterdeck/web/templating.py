@@ -1,4 +1,5 @@
-"""One Jinja2 environment for every domain's templates, with autoescaping on."""
+"""One Jinja2 environment for every domain's templates (found through the domain registry), with
+autoescaping on, and the nav and service-page tabs the domains declare."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, FileSystemLoader
 
+from quarterdeck.domains import DOMAINS
+
 PACKAGE = Path(__file__).resolve().parent.parent
 TEMPLATE_DIRS = [
     PACKAGE / "web" / "templates",
-    PACKAGE / "catalog" / "templates",
-    PACKAGE / "access" / "templates",
-    PACKAGE / "deploys" / "templates",
+    *(PACKAGE / domain.templates for domain in DOMAINS if domain.templates),
 ]
 
 templates = Jinja2Templates(directory=str(TEMPLATE_DIRS[0]))
@@ -58,6 +59,8 @@ templates.context_processors.append(request_context)
 templates.env.filters["safe_url"] = safe_url
 templates.env.globals["tier_labels"] = TIER_LABELS
 templates.env.globals["with_query"] = with_query
+templates.env.globals["nav"] = [entry for domain in DOMAINS for entry in domain.nav]
+templates.env.globals["service_tabs"] = [tab for domain in DOMAINS for tab in domain.tabs]
 
 
 def is_htmx(request: Request) -> bool:

@@ -184,9 +184,9 @@ def shared_app(request: pytest.FixtureRequest, folder: Path) -> Iterator[SharedA
         clock = FrozenClock(NOW)
         app = create_app(Settings(database_url=url, git_cache_dir=folder / "git"), clock=clock)
         try:
-            make_user(app.state.sessions, clock, ADMIN_EMAIL, role=GlobalRole.ADMIN)
-            token = make_token(app.state.sessions, clock, user=ADMIN_EMAIL, scopes=["admin"])
+            make_user(app.state.runtime.sessions, clock, ADMIN_EMAIL, role=GlobalRole.ADMIN)
+            token = make_token(app.state.runtime.sessions, clock, user=ADMIN_EMAIL, scopes=["admin"])
             with TestClient(app, headers=bearer(token)) as client:
-                yield SharedApp(app, client, app.state.sessions, clock, url)
+                yield SharedApp(app, client, app.state.runtime.sessions, clock, url)
         finally:
-            app.state.engine.dispose()
+            app.state.runtime.close()

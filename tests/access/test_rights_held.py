@@ -85,7 +85,7 @@ def teams_of(client: TestClient) -> dict[str, str]:
 @pytest.mark.parametrize("method", ["patch", "put"])
 def test_a_member_cannot_add_themself_to_another_team(org: TestClient, as_user: Any, method: str) -> None:
     alice = as_user(ALICE)
-    entries_before = len(audit_log(alice.app.state.sessions))
+    entries_before = len(audit_log(alice.app.state.runtime.sessions))
     body: Json = {"teams": ["checkout", "payments"]}
     if method == "put":
         body |= {"email": ALICE, "name": "Alice", "handle": "alice"}
@@ -95,7 +95,7 @@ def test_a_member_cannot_add_themself_to_another_team(org: TestClient, as_user: 
     assert teams_of(alice) == {"checkout": "member"}
     assert alice.patch("/api/v1/services/payments-api", json={"description": "mine now"}).status_code == 403
     assert org.get("/api/v1/people/alice").json()["teams"][0]["slug"] == "checkout"
-    assert len(audit_log(alice.app.state.sessions)) == entries_before
+    assert len(audit_log(alice.app.state.runtime.sessions)) == entries_before
 
 
 def test_a_member_may_leave_a_team_themself(org: TestClient, as_user: Any) -> None:
@@ -273,7 +273,7 @@ def _failed_sign_in_address(settings: Settings, clock: FrozenClock, sessions: se
                 headers={"X-Forwarded-For": "203.0.113.9"},
             )
     finally:
-        app.state.engine.dispose()
+        app.state.runtime.close()
     with sessions() as session:
         attempt = session.scalars(select(LoginAttempt).order_by(LoginAttempt.id.desc())).first()
     assert attempt is not None

@@ -488,11 +488,11 @@ def test_over_https_the_session_cookie_is_secure(db_url: str, tmp_path: Path, cl
     settings = Settings(database_url=db_url, git_cache_dir=tmp_path / "git", base_url="https://qd.example")
     app = create_app(settings, clock=clock)
     try:
-        make_user(app.state.sessions, clock, EMAIL, password=PASSWORD, role=GlobalRole.MEMBER)
+        make_user(app.state.runtime.sessions, clock, EMAIL, password=PASSWORD, role=GlobalRole.MEMBER)
         with TestClient(app, base_url="https://testserver") as https_browser:
             response = post_login(https_browser, EMAIL, PASSWORD, csrf=login_form_token(https_browser))
     finally:
-        app.state.engine.dispose()
+        app.state.runtime.close()
 
     cookie = set_cookie(response, SESSION_COOKIE)
     assert cookie is not None

@@ -293,7 +293,7 @@ def portal(settings: Settings, shop_catalog: None) -> Iterator[str]:
     yield base
     server.should_exit = True
     thread.join(timeout=10)
-    app.state.engine.dispose()
+    app.state.runtime.close()
 
 
 def test_report_to_the_api_with_a_token(

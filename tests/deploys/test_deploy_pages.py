@@ -55,7 +55,7 @@ def app(settings: Settings, clock: FrozenClock) -> Iterator[FastAPI]:
     """The portal with links into logs and dashboards configured."""
     portal = create_app(settings.model_copy(update={"link_templates": LINK_TEMPLATES}), clock=clock)
     yield portal
-    portal.state.engine.dispose()
+    portal.state.runtime.close()
 
 
 @pytest.fixture
@@ -392,7 +392,7 @@ def test_the_deploys_tab_answers_when_the_registry_is_down(
         assert (cells(production)[1], cells(production)[-1]) == ("1.0.0", "—")
         live = admin.get("/api/v1/services/checkout/live").json()
         assert (live["registry"]["error"], live["registry"]["latest"]) == (message, None)
-    app.state.engine.dispose()
+    app.state.runtime.close()
 
 
 # ---------------------------------------------------------------- a team's own graphs

@@ -155,7 +155,7 @@ def live_app(
     yield LiveApp(url=base, sessions=sessions)
     server_.should_exit = True
     thread.join(timeout=10)
-    app.state.engine.dispose()
+    app.state.runtime.close()
     engine.dispose()
 
 

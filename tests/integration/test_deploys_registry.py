@@ -95,7 +95,7 @@ def admin(
                 ],
             )
         yield client
-    app.state.engine.dispose()
+    app.state.runtime.close()
 
 
 def image(registry: Registry, tag: str, version: str) -> Json:

@@ -51,7 +51,7 @@ def portal(settings: Settings, admin_token: str, prometheus_url: str | None) -> 
     with TestClient(app, headers=bearer(admin_token)) as client:
         shop(client, image=None)
         yield client
-    app.state.engine.dispose()
+    app.state.runtime.close()
 
 
 @pytest.fixture

@@ -409,7 +409,7 @@ def bare_client(tmp_path: Path) -> Iterator[TestClient]:
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/unused.db", git_cache_dir=tmp_path / "git"))
     with TestClient(app) as test_client:
         yield test_client
-    app.state.engine.dispose()
+    app.state.runtime.close()
 
 
 def test_descriptor_schema_is_a_json_schema_of_the_four_kinds(bare_client: TestClient) -> None:

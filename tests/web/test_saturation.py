@@ -29,7 +29,7 @@ def tight(settings: Settings, clock: FrozenClock) -> Iterator[FastAPI]:
     )
     app = create_app(narrow, clock=clock)
     yield app
-    app.state.engine.dispose()
+    app.state.runtime.close()
 
 
 def _service(client: TestClient) -> None:
@@ -39,7 +39,7 @@ def _service(client: TestClient) -> None:
 
 def test_no_free_connection_is_a_503_with_retry_after(tight: FastAPI, admin_token: str) -> None:
     with TestClient(tight, headers={"Authorization": f"Bearer {admin_token}"}) as client:
-        held = tight.state.engine.connect()
+        held = tight.state.runtime.engine.connect()
         try:
             answer = client.get("/api/v1/services")
         finally:
