@@ -32,12 +32,14 @@ test: $(STAMP) test-deps
 	$(BIN)/ruff check quarterdeck tests bench
 	$(BIN)/ruff format --check quarterdeck tests bench
 	$(BIN)/mypy quarterdeck tests bench
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/e2e
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e
 
 lint: $(STAMP)
 	$(BIN)/ruff check quarterdeck tests bench
 	$(BIN)/mypy quarterdeck tests bench
+	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
 	bash scripts/install-test-deps.sh --bench

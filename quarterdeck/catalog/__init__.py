@@ -1,0 +1,1 @@
+"""The catalog: services, systems, teams and people, their descriptors, import and search."""
