@@ -8,16 +8,25 @@ from quarterdeck.catalog.descriptors.drafts import (
     SystemDraft,
     TeamDraft,
 )
-from quarterdeck.catalog.descriptors.files import FileOutcome, FileResult, read_descriptor_file
+from quarterdeck.catalog.descriptors.files import (
+    FileOutcome,
+    FileResult,
+    read_descriptor_file,
+    report_refusal,
+)
+from quarterdeck.catalog.descriptors.limits import MAX_FILE_BYTES, Refused
 
 __all__ = [
+    "MAX_FILE_BYTES",
     "Draft",
     "FileOutcome",
     "FileResult",
     "PersonDraft",
     "Problem",
+    "Refused",
     "ServiceDraft",
     "SystemDraft",
     "TeamDraft",
     "read_descriptor_file",
+    "report_refusal",
 ]

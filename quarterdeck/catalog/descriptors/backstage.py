@@ -23,6 +23,7 @@ from quarterdeck.catalog.descriptors.drafts import (
     SystemDraft,
     TeamDraft,
 )
+from quarterdeck.catalog.descriptors.limits import Refused
 from quarterdeck.catalog.descriptors.names import (
     is_tag,
     name_problem,
@@ -43,6 +44,7 @@ IMAGE_ANNOTATION = "quarterdeck.dev/image"
 CONTACT_PREFIX = "quarterdeck.dev/contact."
 
 TextReader = Callable[[str], str | None]
+"""Reads a `$text` target: None when it does not exist; raises Refused when it must not be read."""
 
 
 @dataclass
@@ -230,7 +232,11 @@ def _definition(reader: _Reader) -> str | None:
     if isinstance(raw, dict) and len(raw) == 1:
         ((directive, target),) = raw.items()
         if directive in {"$text", "$json", "$yaml"} and isinstance(target, str):
-            text = reader.read_text(target) if reader.read_text else None
+            try:
+                text = reader.read_text(target) if reader.read_text else None
+            except Refused as exc:
+                reader.problem("spec.definition", f"{directive} {target!r}: {exc.message}")
+                return None
             if text is None:
                 reader.notice(
                     "spec.definition", f"{directive} {target!r} could not be read; kept as a reference"

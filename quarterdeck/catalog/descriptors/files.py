@@ -10,8 +10,14 @@ from pathlib import PurePosixPath
 from quarterdeck.catalog.descriptors.backstage import TextReader, read_backstage_document
 from quarterdeck.catalog.descriptors.drafts import Draft, Problem
 from quarterdeck.catalog.descriptors.foreign import FOREIGN_FORMATS, format_by_content, format_by_name
+from quarterdeck.catalog.descriptors.limits import Refused
 from quarterdeck.catalog.descriptors.quarterdeck_format import API_VERSION, read_quarterdeck_document
-from quarterdeck.catalog.descriptors.yaml_documents import Document, YamlSyntaxError, load_documents
+from quarterdeck.catalog.descriptors.yaml_documents import (
+    Document,
+    YamlSyntaxError,
+    load_documents,
+    load_json_documents,
+)
 
 
 class FileOutcome(StrEnum):
@@ -53,14 +59,13 @@ def _template_hint(text: str) -> str:
 
 
 def _parse(text: str, filename: str) -> list[Document]:
+    """YAML first (JSON is YAML); a .json file YAML cannot read is read as JSON, within the same limits."""
     try:
         return load_documents(text)
     except YamlSyntaxError:
         if not filename.lower().endswith(".json"):
             raise
-        data = json.loads(text)
-        items = data if isinstance(data, list) else [data]
-        return [Document(item, 1, json.dumps(item, indent=2)) for item in items]
+        return load_json_documents(text)
 
 
 def _foreign(result: FileResult, fmt: str, line: int | None, extra: str = "") -> FileResult:
@@ -81,6 +86,8 @@ def read_descriptor_file(file: str, text: str, read_text: TextReader | None = No
     filename = PurePosixPath(file).name
     try:
         documents = _parse(text, filename)
+    except Refused as exc:
+        return report_refusal(file, exc)
     except (YamlSyntaxError, json.JSONDecodeError) as exc:
         line = exc.line if isinstance(exc, YamlSyntaxError) else exc.lineno
         message = exc.message if isinstance(exc, YamlSyntaxError) else f"JSON syntax error: {exc.msg}"
@@ -112,6 +119,13 @@ def read_descriptor_file(file: str, text: str, read_text: TextReader | None = No
                 "not a descriptor: no apiVersion (expected quarterdeck/v1 or backstage.io/v1alpha1)",
             )
         ]
+    return result
+
+
+def report_refusal(file: str, refusal: Refused) -> FileResult:
+    """A file the importer would not read, or read no further: one located problem says why."""
+    result = FileResult(file, format="yaml")
+    result.problems.append(Problem(file, refusal.line, refusal.message))
     return result
 
 

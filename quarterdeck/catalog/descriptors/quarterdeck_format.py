@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -14,6 +15,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from quarterdeck.catalog.descriptors.drafts import (
     Draft,
@@ -62,6 +64,20 @@ ShortText = Annotated[str, StringConstraints(min_length=1, max_length=300, strip
 Url = Annotated[str, StringConstraints(pattern=r"^(https?|mailto|slack|msteams):[^\s]+$", max_length=2000)]
 
 
+def _finite(value: str | int | float | bool) -> str | int | float | bool:
+    """JSON has no NaN or infinity (PostgreSQL's json type refuses them), yet Python's parsers, YAML's
+    `.nan`/`.inf` and overflowing literals such as 1e400 produce them: refuse them where they come in."""
+    if isinstance(value, float) and not math.isfinite(value):
+        spelling = "NaN" if math.isnan(value) else ("-Infinity" if value < 0 else "Infinity")
+        raise PydanticCustomError(
+            "finite_number", "must be a finite number, not {number}", {"number": spelling}
+        )
+    return value
+
+
+CustomValue = Annotated[str | int | float | bool, AfterValidator(_finite)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=False)
 
@@ -102,7 +118,7 @@ class ServiceFields(_Common):
     tags: list[Tag] = Field(default_factory=list)
     depends_on: list[ServiceRef] = Field(default_factory=list)
     image: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9][^\s@]*$", max_length=500)] | None = None
-    custom: dict[Key, str | int | float | bool] = Field(default_factory=dict)
+    custom: dict[Key, CustomValue] = Field(default_factory=dict)
 
 
 class TeamFields(_Common):
