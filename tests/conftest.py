@@ -25,8 +25,9 @@ from quarterdeck.access.schemas import Actor, GlobalRole
 from quarterdeck.app import create_app
 from quarterdeck.clock import FrozenClock
 from quarterdeck.config import Settings
-from quarterdeck.db import make_engine, make_sessionmaker, transaction
+from quarterdeck.db import make_engine, transaction
 from quarterdeck.migrations import upgrade
+from quarterdeck.runtime import Runtime, running
 from tests.pg_cluster import postgres_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,10 +95,16 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(settings.database_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
+def runtime(settings: Settings, clock: FrozenClock) -> Iterator[Runtime]:
+    """What one process of the install runs on; the test's sessions and app share it, as one
+    process's commands and pages do (a second app built from `settings` is another replica)."""
+    with running(settings, clock=clock) as built:
+        yield built
+
+
+@pytest.fixture
+def sessions(runtime: Runtime) -> sessionmaker[Session]:
+    return runtime.sessions
 
 
 @pytest.fixture
@@ -186,10 +193,8 @@ def admin_token(sessions: sessionmaker[Session], clock: FrozenClock) -> str:
 
 
 @pytest.fixture
-def app_under_test(settings: Settings, clock: FrozenClock) -> Iterator[FastAPI]:
-    app = create_app(settings, clock=clock)
-    yield app
-    app.state.runtime.close()
+def app_under_test(runtime: Runtime) -> FastAPI:
+    return create_app(runtime=runtime)
 
 
 @pytest.fixture
