@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export QD_DATABASE_URL ?= sqlite:///./var/quarterdeck.db
 
-.PHONY: run test test-deps lint bench bench-deploys bench-concurrency clean
+.PHONY: run test test-deps lint bench bench-deploys bench-concurrency bench-jobs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.deploys
 	$(BIN)/python -m bench.concurrency
+	$(BIN)/python -m bench.jobs
 
 bench-deploys: $(STAMP)
 	bash scripts/install-test-deps.sh --bench
@@ -54,6 +55,10 @@ bench-deploys: $(STAMP)
 bench-concurrency: $(STAMP)
 	bash scripts/install-test-deps.sh --bench
 	$(BIN)/python -m bench.concurrency
+
+bench-jobs: $(STAMP)
+	bash scripts/install-test-deps.sh --bench
+	$(BIN)/python -m bench.jobs
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -33,6 +33,7 @@ from tests.server_process import resident_kib, running_server
 RESULTS = Path(__file__).parent / "results"
 READ_P99_TARGET_MS = 200.0
 HOT = "hot-api"
+LOADS = (("8 readers alone", "readers_alone"), ("32 writers + 8 readers", "with_32_writers"))
 
 
 def seed(base: str, token: str, count: int) -> list[str]:
@@ -42,7 +43,8 @@ def seed(base: str, token: str, count: int) -> list[str]:
     with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
         client.post("/api/v1/teams", json={"slug": "load", "name": "Load"}).raise_for_status()
         for slug in [HOT, *slugs]:
-            client.post("/api/v1/services", json={"slug": slug, "owner": "load", "tier": 2}).raise_for_status()
+            body = {"slug": slug, "owner": "load", "tier": 2}
+            client.post("/api/v1/services", json=body).raise_for_status()
     return slugs
 
 
@@ -53,9 +55,10 @@ def run_dialect(dialect: str, args: argparse.Namespace, work: Path) -> dict[str,
         token = admin_token(url)
         with running_server(url) as (process, base):
             slugs = seed(base, token, args.services)
-            alone = run_load(base, token, hot=HOT, services=slugs, writers=0, readers=8, seconds=args.seconds)
+            load = {"hot": HOT, "services": slugs, "readers": 8, "seconds": args.seconds}
+            alone = run_load(base, token, writers=0, **load)
             peak = resident_kib(process.pid)
-            loaded = run_load(base, token, hot=HOT, services=slugs, writers=32, readers=8, seconds=args.seconds)
+            loaded = run_load(base, token, writers=32, **load)
             peak = max(peak, resident_kib(process.pid))
         return {
             "dialect": dialect,
@@ -80,7 +83,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
-        for label, key in (("8 readers alone", "readers_alone"), ("32 writers + 8 readers", "with_32_writers")):
+        for label, key in LOADS:
             s = result[key]
             lines.append(
                 f"| {result['dialect']} | {label} | {s['writes_per_s']} ({s['writes_refused_412']}) "

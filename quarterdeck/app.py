@@ -3,6 +3,7 @@ limits, assets, metrics, over one Runtime."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ from quarterdeck.catalog import service as catalog_service
 from quarterdeck.clock import Clock
 from quarterdeck.config import Settings
 from quarterdeck.domains import DOMAINS, resolve
+from quarterdeck.jobs import JobsCollector
 from quarterdeck.observability import service as observability_service
 from quarterdeck.runtime import Runtime, build_runtime
 from quarterdeck.web import errors
@@ -29,15 +31,26 @@ from quarterdeck.web.middleware import MetricsMiddleware, SecurityHeadersMiddlew
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 BULK_ROUTES = [("POST", "/api/v1/deploys")]
 """Routes whose bodies may reach QD_MAX_BULK_BODY_BYTES (batches of up to 1,000 deploy reports)."""
+WORKER_STOP_SECONDS = 15.0
+"""How long shutting down waits for the embedded worker's running jobs to finish."""
 
 
-def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+def _lifespan(runtime: Runtime) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One worker thread per pooled connection: a blocking route never waits for a connection
         # that another thread of this process holds.
-        to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
-        yield
+        to_thread.current_default_thread_limiter().total_tokens = runtime.settings.db_pool_size
+        worker = runtime.worker() if runtime.settings.embedded_worker else None
+        thread = threading.Thread(target=worker.run, name="embedded-worker", daemon=True) if worker else None
+        if thread:
+            thread.start()
+        try:
+            yield
+        finally:
+            if worker and thread:
+                worker.stop()
+                await to_thread.run_sync(thread.join, WORKER_STOP_SECONDS)
 
     return lifespan
 
@@ -55,7 +68,7 @@ def create_app(
         openapi_url="/api/v1/openapi.json",
         docs_url=None,
         redoc_url=None,
-        lifespan=_lifespan(settings),
+        lifespan=_lifespan(runtime),
     )
     app.state.runtime = runtime
     # Access resolves who is asking with the catalog's teams; it sits below the catalog, so is handed them.
@@ -63,6 +76,7 @@ def create_app(
     observability_service.check_templates(settings.link_templates)
     errors.install(app)
     registry = CollectorRegistry()
+    registry.register(JobsCollector(runtime.sessions, clock=runtime.clock))
     app.add_middleware(
         WriteAdmissionMiddleware,
         max_writes=settings.max_concurrent_writes,

@@ -114,6 +114,16 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Links into logs and dashboards: title -> URL naming {service} {env} {from} {to} ...",
     )
+    embedded_worker: bool = Field(
+        default=True,
+        description="`quarterdeck serve` runs a job worker in each of its processes (the embedded SQLite "
+        "setup needs nothing else); switch off when `quarterdeck worker` processes run the jobs",
+    )
+    plugins: str = Field(
+        default="",
+        description="Comma-separated modules that each expose register_jobs(registry): job handlers the "
+        "worker loads after the domains' own",
+    )
 
     @field_validator("database_url")
     @classmethod

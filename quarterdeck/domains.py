@@ -51,6 +51,7 @@ class Domain:
 
 
 DOMAINS: tuple[Domain, ...] = (
+    Domain(name="jobs", models="quarterdeck.jobs.models"),
     Domain(
         name="access",
         routers=("quarterdeck.access.api:router", "quarterdeck.access.views:router"),
@@ -81,6 +82,13 @@ DOMAINS: tuple[Domain, ...] = (
         name="observability",
         routers=("quarterdeck.observability.api:router",),
         models="quarterdeck.observability.models",
+    ),
+    Domain(
+        name="operations",
+        routers=("quarterdeck.operations.api:router", "quarterdeck.operations.views:router"),
+        nav=(NavEntry("Jobs", "/admin/jobs", admin_only=True),),
+        commands="quarterdeck.operations.cli:register",
+        templates="operations/templates",
     ),
     Domain(
         name="deploys",

@@ -5,7 +5,8 @@ QuarterdeckError
  ├── Invalid             input is malformed; details locate each problem (field, file, line)
  ├── Conflict            duplicates, stale ETags, an entity owned by another source
  │    ├── PreconditionFailed  a stale If-Match
- │    └── InvalidTransition   a state change that is not allowed from the current state
+ │    ├── InvalidTransition   a state change that is not allowed from the current state
+ │    └── LeaseLost           a job's lease passed to another worker before its completion was written
  ├── Unauthenticated     no valid session or token where one is needed
  ├── Forbidden           the actor may not do this
  ├── RateLimited         too many attempts; try again later
@@ -77,6 +78,13 @@ class PreconditionFailed(Conflict):
 
 class InvalidTransition(Conflict):
     default_code = "invalid_transition"
+
+
+class LeaseLost(Conflict):
+    """A worker tried to finish a job it no longer holds (its lease expired and was taken over, or an
+    admin cancelled it): nothing the handler wrote is kept."""
+
+    default_code = "lease_lost"
 
 
 class Unauthenticated(QuarterdeckError):

@@ -1,4 +1,5 @@
-"""The composition root: what one process of an install runs on, built once from its Settings.
+"""The composition root: what one process of an install runs on, built once from its Settings: the
+engine and sessions, the clock, the clients of outside systems, the job handlers and workers.
 
 The web app, every CLI command and the worker build a Runtime and pass it down; nothing else opens
 engines or clients, and no module keeps state of its own. Domains keep their per-process state
@@ -19,8 +20,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from quarterdeck.clock import Clock, SystemClock
 from quarterdeck.config import Settings
 from quarterdeck.db import RUNTIME_KEY, engine_for, make_sessionmaker, writer_sessions
+from quarterdeck.domains import job_modules
 from quarterdeck.integrations.oci_registry import CachedRegistry, RegistryClient
 from quarterdeck.integrations.prometheus import PrometheusClient
+from quarterdeck.jobs.registry import JobRegistry, collect
+from quarterdeck.jobs.runner import Worker
 
 T = TypeVar("T")
 
@@ -46,6 +50,22 @@ class Runtime:
                 self._state[name] = make()
             found: T = self._state[name]
             return found
+
+    def job_registry(self) -> JobRegistry:
+        """The handlers of every domain's job module (domains.py), then those of QD_PLUGINS."""
+        plugins = [name.strip() for name in self.settings.plugins.split(",") if name.strip()]
+        return self.state("jobs.registry", lambda: collect([*job_modules(), *plugins]))
+
+    def worker(self, *, concurrency: int = 1, batch: int = 1) -> Worker:
+        """A job worker over this runtime's sessions and handlers; `run()` it on a thread of its own."""
+        return Worker(
+            self.sessions,
+            self.writers,
+            self.job_registry(),
+            clock=self.clock,
+            concurrency=concurrency,
+            batch=batch,
+        )
 
     def close(self) -> None:
         self.engine.dispose()

@@ -91,7 +91,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=db_url, git_cache_dir=tmp_path / "git")
+    return Settings(database_url=db_url, git_cache_dir=tmp_path / "git", embedded_worker=False)
 
 
 @pytest.fixture

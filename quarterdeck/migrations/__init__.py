@@ -9,19 +9,15 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
+from quarterdeck.domains import model_modules
+
 SCRIPT_LOCATION = str(Path(__file__).parent)
 SEARCH_OBJECTS = {"search_fts", "search_vocab"}
-MODEL_MODULES = (
-    "quarterdeck.access.models",
-    "quarterdeck.catalog.models",
-    "quarterdeck.observability.models",
-    "quarterdeck.deploys.models",
-)
 
 
 def load_models() -> None:
     """Import every domain's tables onto Base.metadata, for autogenerate and the schema test."""
-    for module in MODEL_MODULES:
+    for module in model_modules():
         importlib.import_module(module)
 
 
