@@ -1,1 +1,1 @@
-"""Who may do what: users, sessions, OIDC, API tokens, the policy, approvals and the audit log."""
+"""Who may do what: users, sessions, OIDC, API tokens, the policy, change requests and the audit log."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -161,25 +160,18 @@ def audit_log(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> AuditPage:
-    service.require(who, "audit.read")
-    items, total = service.search(session, filters, page=page, per_page=per_page)
+    items, total = service.audit_entries(session, who, filters, page=page, per_page=per_page)
     return AuditPage(items=items, total=total, page=page, per_page=per_page)
 
 
 @router.get("/audit/export", response_class=StreamingResponse)
 def export_audit(request: Request, who: SignedInDep, filters: AuditFiltersDep) -> Response:
     """Every matching entry, oldest first, as JSON Lines, streamed from a session of its own."""
-    service.require(who, "audit.read")
-
-    def lines() -> Iterator[str]:
-        with runtime_of(request).sessions() as session:
-            yield from service.export_lines(session, filters)
-
+    lines = service.audit_export(who, runtime_of(request).sessions, filters)
     headers = {"Content-Disposition": 'attachment; filename="quarterdeck-audit.jsonl"'}
-    return StreamingResponse(lines(), media_type="application/x-ndjson", headers=headers)
+    return StreamingResponse(lines, media_type="application/x-ndjson", headers=headers)
 
 
 @router.get("/audit/verify", response_model=Verification)
 def verify_audit(session: SessionDep, who: SignedInDep) -> Verification:
-    service.require(who, "audit.read")
-    return Verification(**service.verify(session).as_json())
+    return Verification(**service.audit_verification(session, who).as_json())

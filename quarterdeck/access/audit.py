@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from quarterdeck.access import policy
 from quarterdeck.access.models import AuditEntry, AuditHead
 from quarterdeck.access.schemas import Actor, AuditEntryOut
 from quarterdeck.db import bulk_insert
@@ -258,3 +259,32 @@ def export_lines(session: Session, filters: AuditFilters) -> Iterator[str]:
         for row in rows:
             yield out(row).model_dump_json() + "\n"
             last_seq = row.seq
+
+
+# ---------------------------------------------------------------- reading, for those who may
+
+
+def audit_entries(
+    session: Session, actor: Actor, filters: AuditFilters, *, page: int = 1, per_page: int = 50
+) -> tuple[list[AuditEntryOut], int]:
+    """`search`, for an actor allowed to read the log (admins)."""
+    policy.require(actor, "audit.read")
+    return search(session, filters, page=page, per_page=per_page)
+
+
+def audit_export(actor: Actor, sessions: Callable[[], Session], filters: AuditFilters) -> Iterator[str]:
+    """`export_lines` from a session of its own, for an actor allowed to read the log. The right is
+    checked here, before the first line: a refusal is an error answer, not a cut-off stream."""
+    policy.require(actor, "audit.read")
+
+    def lines() -> Iterator[str]:
+        with sessions() as session:
+            yield from export_lines(session, filters)
+
+    return lines()
+
+
+def audit_verification(session: Session, actor: Actor) -> Verification:
+    """`verify`, for an actor allowed to read the log."""
+    policy.require(actor, "audit.read")
+    return verify(session)

@@ -1,4 +1,5 @@
-"""Access tables: users, team roles, browser sessions, API tokens, sign-in attempts, approvals, audit log."""
+"""Access tables: users, team roles, browser sessions, API tokens, sign-in attempts, change requests, audit
+log."""
 
 from __future__ import annotations
 
@@ -91,19 +92,30 @@ class LoginAttempt(Base):
     succeeded: Mapped[bool] = mapped_column(Boolean)
 
 
-class Approval(Base):
-    """A request for a second person's yes before a change goes out (e.g. a tier-1 production deploy)."""
+class ChangeRequest(Base):
+    """A change that asks for a second person's yes before it goes out (a tier-1 production deploy, a
+    production flag change, a pipeline override). The asking domain names its own `action`, and the
+    resource the policy judges: its type, key, owning team, tier and environment.
+
+    `service_slug` and `version` are the names of the time when every request was a deploy; they are
+    still written (the resource key, details["version"]) so that readers of the old schema keep working,
+    until a contract migration drops them.
+    """
 
     __tablename__ = "approvals"
+    __table_args__ = (Index("ix_approvals_resource", "resource_type", "resource_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     action: Mapped[str] = mapped_column(String(50))
+    resource_type: Mapped[str] = mapped_column(String(50), server_default="service")
+    resource_key: Mapped[str] = mapped_column(String(200))
     service_slug: Mapped[str] = mapped_column(String(200), index=True)
     team_slug: Mapped[str | None] = mapped_column(String(200))
     tier: Mapped[int | None] = mapped_column(Integer)
     environment: Mapped[str] = mapped_column(String(100))
     production: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[str | None] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     summary: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(20), index=True)
     requested_by: Mapped[str] = mapped_column(String(320))

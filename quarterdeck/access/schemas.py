@@ -1,4 +1,5 @@
-"""Who is acting and on what: the Actor and Resource values every domain passes to the policy."""
+"""Who is acting and on what: the Actor and Resource values every domain passes to the policy, and the
+shapes of users, tokens, change requests and audit entries."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -129,16 +130,38 @@ class CreatedToken(TokenOut):
     token: str
 
 
-class ApprovalOut(BaseModel):
+@dataclass(frozen=True)
+class ChangeRequestIn:
+    """A change some domain wants to make, asking whether a second person must say yes first.
+
+    `action` is the asking domain's own name for the change ("deploy", "flag.change",
+    "pipeline.override"); `resource` is what the policy judges (its type, key, owning team, tier and
+    environment); `details` are the domain's own facts, kept as given (e.g. the version to deploy).
+    """
+
+    action: str
+    resource: Resource
+    summary: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ChangeRequestOut(BaseModel):
+    """A change request as it stands now. `service` and `version` are the resource key and
+    details["version"] of a request about a service (the API's shape from when every request was a
+    deploy); `status` is judged against the resource as it is now (see change_requests.py)."""
+
     id: int
     action: str
-    service: str
+    resource_type: str
+    resource_key: str
+    service: str | None
     team: str | None
     tier: int | None
     environment: str
     production: bool
     version: str | None
     summary: str
+    details: dict[str, Any]
     status: str
     requested_by: str
     requested_at: datetime

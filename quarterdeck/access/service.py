@@ -1,27 +1,31 @@
-"""Access use cases for other domains and the web layer: identity, tokens, the policy, approvals, audit.
+"""Access use cases for other domains and the web layer: identity, tokens, the policy, change requests
+and the audit log.
 
 Callers own the transaction; nothing here commits.
 """
 
 from __future__ import annotations
 
-from quarterdeck.access.approvals import (
-    approval_out,
-    decide,
-    get_approval,
-    list_approvals,
-    request_approval,
-    resource_of,
-)
 from quarterdeck.access.audit import (
     AuditFilters,
     Change,
+    audit_entries,
+    audit_export,
+    audit_verification,
     entries_for,
     export_lines,
     record,
     record_many,
     search,
     verify,
+)
+from quarterdeck.access.change_requests import (
+    ResourcesNow,
+    ask_change,
+    change_request,
+    change_requests,
+    change_requests_for,
+    decide_change,
 )
 from quarterdeck.access.policy import can, needs_second_approval, require
 from quarterdeck.access.tokens import (
@@ -51,30 +55,33 @@ from quarterdeck.access.users import (
 __all__ = [
     "AuditFilters",
     "Change",
+    "ResourcesNow",
     "TokenGrant",
     "actor_for",
-    "approval_out",
+    "ask_change",
+    "audit_entries",
+    "audit_export",
+    "audit_verification",
     "authenticate",
     "can",
+    "change_request",
+    "change_requests",
+    "change_requests_for",
     "change_user",
     "create_token",
     "create_user",
-    "decide",
+    "decide_change",
     "end_session",
     "entries_for",
     "export_lines",
     "find_user",
-    "get_approval",
-    "list_approvals",
     "list_tokens",
     "list_users",
     "mark_token_used",
     "needs_second_approval",
     "record",
     "record_many",
-    "request_approval",
     "require",
-    "resource_of",
     "revoke_token",
     "scopes_offered",
     "search",

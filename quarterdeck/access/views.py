@@ -364,9 +364,8 @@ def audit_page(
     q: Text = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
-    service.require(who, "audit.read")
     filters = service.AuditFilters(actor or None, action or None, target_type or None, None, q or None)
-    entries, total = service.search(session, filters, page=page, per_page=50)
+    entries, total = service.audit_entries(session, who, filters, page=page, per_page=50)
     query = urlencode(
         {k: v for k, v in {"actor": actor, "action": action, "target_type": target_type, "q": q}.items() if v}
     )
@@ -381,6 +380,8 @@ def audit_page(
             "q": q or "",
         },
         "export_url": "/api/v1/audit/export" + (f"?{query}" if query else ""),
-        "verification": service.verify(session) if request.query_params.get("verify") else None,
+        "verification": service.audit_verification(session, who)
+        if request.query_params.get("verify")
+        else None,
     }
     return templates.TemplateResponse(request, "access/audit.html", context)

@@ -19,7 +19,6 @@ from quarterdeck.catalog.descriptors.quarterdeck_format import (
     TeamFields,
     descriptor_json_schema,
 )
-from quarterdeck.catalog.queries import ServiceFilters
 from quarterdeck.db import retrying_on_race
 from quarterdeck.web.deps import ClockDep, SessionDep
 
@@ -61,7 +60,9 @@ def list_services(
     page: PageNo = 1,
     per_page: PerPage = 50,
 ) -> schemas.Page[schemas.ServiceSummary]:
-    filters = ServiceFilters(owner, tier, lifecycle, tag, system, kind, type, q)
+    filters = schemas.ServiceFilters(
+        owner=owner, tier=tier, lifecycle=lifecycle, tag=tag, system=system, kind=kind, type=type, text=q
+    )
     return service.list_services(session, filters, page=page, per_page=per_page)
 
 

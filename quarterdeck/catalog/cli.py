@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from quarterdeck.catalog import importer, schemas, service
-from quarterdeck.catalog.queries import ServiceFilters
+from quarterdeck.catalog import importer, schemas, service, source_sync
+from quarterdeck.catalog.schemas import ServiceFilters
 from quarterdeck.clock import SystemClock
 from quarterdeck.console import load_settings, print_json, reports_errors
 from quarterdeck.db import make_engine, make_sessionmaker, transaction
@@ -26,9 +26,24 @@ def register(app: typer.Typer) -> None:
     @reports_errors()
     def import_(
         target: Annotated[str, typer.Argument(help="A descriptor file, a folder, or a git URL")],
+        sync_every: Annotated[
+            int | None,
+            typer.Option(
+                min=source_sync.MIN_INTERVAL_SECONDS,
+                max=source_sync.MAX_INTERVAL_SECONDS,
+                help="Git: sync it again every this many seconds (default 300, or as before)",
+            ),
+        ] = None,
+        sync: Annotated[
+            bool | None, typer.Option("--sync/--no-sync", help="Git: sync it on its own (default on)")
+        ] = None,
         as_json: JsonFlag = False,
     ) -> None:
-        """Import descriptors; re-importing the same source is idempotent. Exit 1 if any file had errors."""
+        """Import descriptors; re-importing the same source is idempotent. Exit 1 if any file had errors.
+
+        A git repository then stays in sync: a worker (`quarterdeck worker`, or the one `quarterdeck
+        serve` runs) imports it again on its own, reading only the files that changed.
+        """
         settings = load_settings()
         sessions = make_sessionmaker(make_engine(settings.database_url))
         show_bar = sys.stderr.isatty() and not as_json
@@ -47,7 +62,13 @@ def register(app: typer.Typer) -> None:
                 bar.update(task, completed=done, total=total, description=file[-50:])
 
             report = importer.import_source(
-                sessions, target, settings=settings, clock=SystemClock(), progress=progress
+                sessions,
+                target,
+                settings=settings,
+                clock=SystemClock(),
+                progress=progress,
+                sync_every=sync_every,
+                sync_on=sync,
             )
         if as_json:
             print_json(report.as_json())
@@ -85,7 +106,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List services, filtered."""
         settings = load_settings()
-        filters = ServiceFilters(owner, tier, lifecycle, tag, system, None, None, q)
+        filters = ServiceFilters(owner=owner, tier=tier, lifecycle=lifecycle, tag=tag, system=system, text=q)
         with transaction(make_sessionmaker(make_engine(settings.database_url))) as session:
             result = service.list_services(session, filters, page=page, per_page=per_page)
         if as_json:
@@ -105,6 +126,8 @@ def _print_report(report: importer.ImportReport) -> None:
         f"{report.files} files, {report.entities} entities: {report.created} created, "
         f"{report.updated} updated, {report.unchanged} unchanged, {report.removed} removed"
     )
+    if report.next_sync_at is not None:
+        console.print(f"next sync at {report.next_sync_at:%Y-%m-%d %H:%M:%S} UTC, then on its own")
     for problem in report.errors:
         where = f"{problem.file}:{problem.line}" if problem.line else problem.file
         console.print(f"[red]error[/red] {where}: {problem.message}", markup=True, soft_wrap=True)

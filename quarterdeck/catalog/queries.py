@@ -17,6 +17,7 @@ from quarterdeck.catalog.models import (
     System,
     Team,
 )
+from quarterdeck.catalog.schemas import ServiceFilters
 
 CHUNK = 900
 
@@ -107,18 +108,6 @@ def edges_touching(session: Session, keys: set[Key]) -> list[Edge]:
                 if (kind, slug) in keys or (target_kind, target_slug) in keys:
                     edges.append(((kind, slug), relation, (target_kind, target_slug)))
     return list(dict.fromkeys(edges))
-
-
-@dataclass
-class ServiceFilters:
-    owner: str | None = None
-    tier: int | None = None
-    lifecycle: str | None = None
-    tag: str | None = None
-    system: str | None = None
-    kind: str | None = None
-    type: str | None = None
-    text: str | None = None
 
 
 def filtered_services(filters: ServiceFilters) -> Select[Service]:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from quarterdeck.catalog import cache, queries, schemas, search, store
 from quarterdeck.catalog.models import Person, Service, System, Team
-from quarterdeck.catalog.queries import ServiceFilters
+from quarterdeck.catalog.schemas import ServiceFilters
 from quarterdeck.errors import NotFound
 
 OUTGOING = ("depends_on", "consumes_api", "provides_api", "part_of")

@@ -1,11 +1,55 @@
-"""What the catalog's API and pages return: read models with references resolved."""
+"""What the catalog's API and pages return (read models with references resolved), and what other domains
+read of it: a service's ServiceRef, the filters of the service list."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+
+from quarterdeck.access.schemas import Resource
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceFilters:
+    """What the service list is narrowed by; None is "any"."""
+
+    owner: str | None = None
+    tier: int | None = None
+    lifecycle: str | None = None
+    tag: str | None = None
+    system: str | None = None
+    kind: str | None = None
+    type: str | None = None
+    text: str | None = None
+
+
+class ServiceRef(BaseModel):
+    """A service as other domains need it: who owns it, how critical it is, where its images are, and
+    what the access policy judges changes of it by. Read in one small query, never a whole entity."""
+
+    model_config = ConfigDict(frozen=True)
+
+    slug: str
+    kind: str
+    title: str
+    owner: str | None
+    tier: int | None
+    lifecycle: str
+    image_repository: str | None
+
+    def resource(self, *, environment: str | None = None, production: bool = False) -> Resource:
+        """The policy's view of a change of this service, in an environment when the change is to one."""
+        return Resource(
+            type="service",
+            key=self.slug,
+            team=self.owner,
+            tier=self.tier,
+            environment=environment,
+            production=production,
+        )
 
 
 class Ref(BaseModel):

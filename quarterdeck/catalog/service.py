@@ -5,6 +5,7 @@ The only place catalog rules live. Callers own the transaction; nothing here com
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -39,34 +40,31 @@ from quarterdeck.catalog.reading import (
     team_brief,
     team_view,
 )
+from quarterdeck.catalog.schemas import ServiceFilters, ServiceRef
 from quarterdeck.db import lock_row
 from quarterdeck.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionFailed
 
 __all__ = [
     "OUTGOING",
+    "ServiceFilters",
+    "ServiceRef",
     "cached_service_json",
     "catalog_stats",
     "create",
     "current_fields",
     "delete",
     "etag_of",
-    "find_row",
-    "get_person",
-    "get_service",
-    "get_system",
-    "get_team",
     "list_entities",
     "list_services",
     "neighbourhood",
     "person_view",
     "render_neighbourhood",
-    "resource_of",
     "search_catalog",
     "service_edges",
     "service_facets",
     "service_json",
-    "service_resource",
-    "service_resources",
+    "service_ref",
+    "service_refs",
     "service_view",
     "system_view",
     "team_view",
@@ -107,26 +105,56 @@ def resource_of(entity: store.Entity | Any) -> Resource:
     return Resource(type="system", key=entity.slug, team=entity.owner_ref)
 
 
-def service_resource(session: Session, slug: str) -> Resource:
-    """The policy's view of one component by slug; NotFound (with suggestions) when there is none."""
-    found = service_resources(session, {slug}).get(slug.lower())
-    return found if found is not None else resource_of(get_service(session, slug))
+def _ref(row: Any) -> ServiceRef:
+    return ServiceRef(
+        slug=row.slug,
+        kind=row.kind,
+        title=row.title,
+        owner=row.owner_ref,
+        tier=row.tier,
+        lifecycle=row.lifecycle,
+        image_repository=row.image_repository,
+    )
 
 
-def service_resources(session: Session, slugs: set[str]) -> dict[str, Resource]:
-    """The policy's view of many components at once (slug -> Resource), read without loading whole
-    entities (the hot path of deploy reports); unknown slugs are left out."""
-    found: dict[str, Resource] = {}
-    ordered = sorted(slug.lower() for slug in slugs)
+REF_COLUMNS = (
+    Service.slug,
+    Service.kind,
+    Service.title,
+    Service.owner_ref,
+    Service.tier,
+    Service.lifecycle,
+    Service.image_repository,
+)
+
+
+def service_ref(session: Session, slug: str, kind: str | None = None) -> ServiceRef:
+    """One service as other domains see it (a component before an API or resource of the same slug);
+    NotFound, with the closest slugs as suggestions, when there is none."""
+    row = queries.service_by_slug(session, slug.lower(), kind)
+    if row is None:
+        what = f"{kind} {slug!r}" if kind else f"service {slug!r}"
+        hits = search.search(session, slug, limit=5, entity_type="service")
+        raise NotFound(
+            f"{what} is not in the catalog",
+            code="catalog.service_not_found",
+            details={"suggestions": list(dict.fromkeys(hit.slug for hit in hits))},
+        )
+    return _ref(row)
+
+
+def service_refs(session: Session, slugs: Iterable[str]) -> dict[str, ServiceRef]:
+    """Many components at once (lower-case slug -> ServiceRef), a few columns each, a query per 500
+    slugs: the hot path of deploy reports. Unknown slugs are left out."""
+    found: dict[str, ServiceRef] = {}
+    ordered = sorted({slug.lower() for slug in slugs})
     for start in range(0, len(ordered), 500):
         rows = session.execute(
-            select(Service.slug, Service.owner_ref, Service.tier).where(
+            select(*REF_COLUMNS).where(
                 Service.slug.in_(ordered[start : start + 500]), Service.kind == "component"
             )
         )
-        found.update(
-            {r.slug: Resource(type="service", key=r.slug, team=r.owner_ref, tier=r.tier) for r in rows}
-        )
+        found.update({row.slug: _ref(row) for row in rows})
     return found
 
 

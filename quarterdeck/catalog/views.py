@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from quarterdeck.access import service as access
 from quarterdeck.access.deps import ReaderDep, SignedInDep, reader
 from quarterdeck.catalog import service
-from quarterdeck.catalog.queries import ServiceFilters
+from quarterdeck.catalog.schemas import ServiceFilters
 from quarterdeck.errors import Invalid
 from quarterdeck.web.deps import ClockDep, SessionDep, SettingsDep
 from quarterdeck.web.templating import is_htmx, templates
@@ -63,14 +63,13 @@ def services_page(
 ) -> Response:
     """Filter form fields arrive empty when unset ("tier="), so empty means "any"."""
     filters = ServiceFilters(
-        owner or None,
-        int(tier) if tier else None,
-        lifecycle or None,
-        tag or None,
-        system or None,
-        kind or None,
-        None,
-        q or None,
+        owner=owner or None,
+        tier=int(tier) if tier else None,
+        lifecycle=lifecycle or None,
+        tag=tag or None,
+        system=system or None,
+        kind=kind or None,
+        text=q or None,
     )
     result = service.list_services(session, filters, page=page, per_page=settings.page_size)
     context = {"result": result, "filters": filters, "facets": service.service_facets(session)}

@@ -1,4 +1,5 @@
-"""Deploys JSON API: environments, deploy reports from CI, history, live versions, the matrix, approvals.
+"""Deploys JSON API: environments, deploy reports from CI, history, live versions, the matrix, and change
+requests (approvals), judged against services and environments as they are now.
 
 No `from __future__ import annotations`: FastAPI reads the union body type of `report_deploys`.
 """
@@ -9,9 +10,12 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
+from sqlalchemy.orm import Session
 
+from quarterdeck.access import service as access
 from quarterdeck.access.deps import ActorDep, reader
-from quarterdeck.access.schemas import ApprovalOut
+from quarterdeck.access.schemas import Actor, ChangeRequestOut
+from quarterdeck.clock import Clock
 from quarterdeck.db import retrying_on_race
 from quarterdeck.deploys import service
 from quarterdeck.deploys.schemas import (
@@ -19,7 +23,7 @@ from quarterdeck.deploys.schemas import (
     ApprovalIn,
     ChangeOut,
     DecisionIn,
-    DeployOut,
+    DeployDetail,
     DeployPage,
     DeployReport,
     EnvironmentIn,
@@ -29,14 +33,13 @@ from quarterdeck.deploys.schemas import (
     ReportResult,
 )
 from quarterdeck.deploys.service import DeployFilters
-from quarterdeck.errors import Invalid
 from quarterdeck.web.deps import ClockDep, IdPath, SessionDep, runtime_of
 
 router = APIRouter(prefix="/api/v1", tags=["deploys"], dependencies=[Depends(reader)])
 PageNo = Annotated[int, Query(ge=1, le=100_000)]
 PerPage = Annotated[int, Query(ge=1, le=500)]
 Status = Annotated[str | None, Query(pattern="^(running|succeeded|failed|rolled_back)$")]
-MAX_BATCH = 1000
+RequestStatus = Annotated[str | None, Query(pattern="^(pending|approved|rejected|not_required)$")]
 
 
 @router.get("/environments", response_model=list[EnvironmentOut])
@@ -68,10 +71,6 @@ def report_deploys(
     `id` was seen before is a retry or a status change of that deploy, never a second record:
     201 when something was created, else 200."""
     reports = body if isinstance(body, list) else [body]
-    if len(reports) > MAX_BATCH:
-        raise Invalid(
-            f"a batch holds at most {MAX_BATCH} reports, not {len(reports)}", code="deploys.batch_too_big"
-        )
     results = retrying_on_race(session, lambda: service.report(session, actor, reports, at=clock.now()))
     status = 201 if any(r.outcome == "created" for r in results) else 200
     content = (
@@ -89,7 +88,7 @@ def history_filters(
     until: AwareDatetime | None = None,
 ) -> DeployFilters:
     """The filters of every deploy history: the feed and a service's own."""
-    return DeployFilters(None, environment, status, since, until)
+    return DeployFilters(environment=environment, status=status, since=since, until=until)
 
 
 HistoryFilters = Annotated[DeployFilters, Depends(history_filters)]
@@ -107,8 +106,9 @@ def recent_deploys(
     return service.list_deploys(session, replace(filters, service=service_), page=page, per_page=per_page)
 
 
-@router.get("/deploys/{deploy_id}", response_model=DeployOut)
-def get_deploy(deploy_id: IdPath, session: SessionDep) -> DeployOut:
+@router.get("/deploys/{deploy_id}", response_model=DeployDetail)
+def get_deploy(deploy_id: IdPath, session: SessionDep) -> DeployDetail:
+    """A deploy and its `events`: each status change, who made it, when and why."""
     return service.deploy_view(session, deploy_id)
 
 
@@ -142,45 +142,62 @@ def matrix(
     return service.matrix(session, owner=owner, text=q, page=page, per_page=per_page)
 
 
-@router.post("/approvals", response_model=ApprovalOut, status_code=201)
-def request_approval(body: ApprovalIn, session: SessionDep, actor: ActorDep, clock: ClockDep) -> ApprovalOut:
+@router.post("/approvals", response_model=ChangeRequestOut, status_code=201)
+def request_approval(
+    body: ApprovalIn, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> ChangeRequestOut:
     """Ask to ship a version; `status` is `pending` when a second person must approve (tier-1
     production), else `not_required`. CI can wait on GET /approvals/{id}."""
     with session.begin():
-        return service.request_approval(session, actor, at=clock.now(), **body.model_dump())
+        return service.ask_to_deploy(session, actor, at=clock.now(), **body.model_dump())
 
 
-@router.get("/approvals", response_model=list[ApprovalOut])
+@router.get("/approvals", response_model=list[ChangeRequestOut])
 def list_approvals(
     session: SessionDep,
-    status: Annotated[str | None, Query(pattern="^(pending|approved|rejected|not_required)$")] = None,
+    status: RequestStatus = None,
     service_: Annotated[str | None, Query(alias="service", max_length=200)] = None,
-) -> list[ApprovalOut]:
-    return service.approvals(session, status=status, service=service_)
+) -> list[ChangeRequestOut]:
+    """Change requests of every domain, newest first; `service` narrows them to one service's."""
+    return access.change_requests(
+        session,
+        status=status,
+        resource_type="service" if service_ else None,
+        resource_key=service_,
+        now=service.resources_now(session),
+    )
 
 
-@router.get("/approvals/{approval_id}", response_model=ApprovalOut)
-def get_approval(approval_id: IdPath, session: SessionDep) -> ApprovalOut:
-    return service.approval(session, approval_id)
+@router.get("/approvals/{approval_id}", response_model=ChangeRequestOut)
+def get_approval(approval_id: IdPath, session: SessionDep) -> ChangeRequestOut:
+    return access.change_request(session, approval_id, now=service.resources_now(session))
 
 
-@router.post("/approvals/{approval_id}/approve", response_model=ApprovalOut)
+def _decide(
+    session: Session, actor: Actor, clock: Clock, approval_id: int, body: DecisionIn | None, *, approve: bool
+) -> ChangeRequestOut:
+    with session.begin():
+        return access.decide_change(
+            session,
+            actor,
+            approval_id,
+            approve=approve,
+            reason=body.reason if body else None,
+            at=clock.now(),
+            now=service.resources_now(session),
+        )
+
+
+@router.post("/approvals/{approval_id}/approve", response_model=ChangeRequestOut)
 def approve(
     approval_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep, body: DecisionIn | None = None
-) -> ApprovalOut:
-    with session.begin():
-        reason = body.reason if body else None
-        return service.decide_approval(
-            session, actor, approval_id, approve=True, reason=reason, at=clock.now()
-        )
+) -> ChangeRequestOut:
+    """Judged against the service as it is now; the one who asked may not approve."""
+    return _decide(session, actor, clock, approval_id, body, approve=True)
 
 
-@router.post("/approvals/{approval_id}/reject", response_model=ApprovalOut)
+@router.post("/approvals/{approval_id}/reject", response_model=ChangeRequestOut)
 def reject(
     approval_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep, body: DecisionIn | None = None
-) -> ApprovalOut:
-    with session.begin():
-        reason = body.reason if body else None
-        return service.decide_approval(
-            session, actor, approval_id, approve=False, reason=reason, at=clock.now()
-        )
+) -> ChangeRequestOut:
+    return _decide(session, actor, clock, approval_id, body, approve=False)

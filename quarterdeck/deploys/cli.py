@@ -17,9 +17,10 @@ from quarterdeck.access.schemas import Actor
 from quarterdeck.clock import SystemClock
 from quarterdeck.console import command_transaction, print_json, reports_errors
 from quarterdeck.deploys import service
-from quarterdeck.deploys.models import DeploySource, DeployStatus
+from quarterdeck.deploys.models import DeploySource
 from quarterdeck.deploys.schemas import DeployReport, EnvironmentIn
 from quarterdeck.deploys.service import DeployFilters
+from quarterdeck.deploys.states import DeployStatus
 from quarterdeck.errors import Invalid, QuarterdeckError
 from quarterdeck.integrations.http import check_status, make_client, mapped_errors
 
@@ -156,7 +157,9 @@ def list_(
 ) -> None:
     """Deploys, newest first."""
     with command_transaction() as session:
-        found = service.list_deploys(session, DeployFilters(service_, environment), per_page=limit)
+        found = service.list_deploys(
+            session, DeployFilters(service=service_, environment=environment), per_page=limit
+        )
     if as_json:
         print_json(found.model_dump(mode="json"))
         return

@@ -1,22 +1,24 @@
-"""Writing new deploy reports in bulk: releases, deploys, live versions and audit entries in a few
-statements per batch, whatever its size. Reports arrive here checked (service.py holds the rules)."""
+"""Writing new deploy reports in bulk: releases, deploys, their first events, live versions and audit
+entries in a few statements per batch, whatever its size. Reports arrive here checked (service.py holds
+the rules)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from quarterdeck.access import service as access
 from quarterdeck.access.schemas import Actor
 from quarterdeck.db import bulk_insert
-from quarterdeck.deploys import queries
-from quarterdeck.deploys.models import Deploy, DeployStatus, Environment, LiveVersion, Release
-from quarterdeck.deploys.queries import LiveOrder
-from quarterdeck.deploys.reading import env_out, release_out
-from quarterdeck.deploys.schemas import DeployOut, DeployReport, ReleaseOut
+from quarterdeck.deploys import live, queries, transitions
+from quarterdeck.deploys.models import Deploy, Environment, Release
+from quarterdeck.deploys.queries import LiveKey
+from quarterdeck.deploys.reading import deploy_out
+from quarterdeck.deploys.schemas import DeployOut, DeployReport
+from quarterdeck.deploys.states import DeployStatus
 
 ReleaseKey = tuple[str, str]
 
@@ -59,32 +61,13 @@ def _insert_releases(
     return queries.releases_for(session, pending)
 
 
-def _advance_live(session: Session, written: list[tuple[DeployReport, Environment, int]]) -> None:
-    """Each (service, environment) takes its newest succeeded deploy, unless a later one is live."""
-    best: dict[tuple[str, int], LiveOrder] = {}
-    for report, env, deploy_id in written:
-        if report.status is not DeployStatus.SUCCEEDED:
-            continue
-        order = (report.finished_at or report.started_at, report.started_at, deploy_id)
-        key = (report.service, env.id)
-        if key not in best or order > best[key]:
-            best[key] = order
-    if not best:
-        return
-    current = queries.live_orders(session, best)
-    inserts = [
-        {"service_slug": s, "environment_id": e, "deploy_id": o[2]}
-        for (s, e), o in best.items()
-        if (s, e) not in current
-    ]
-    moves = [
-        {"service_slug": s, "environment_id": e, "deploy_id": order[2]}
-        for (s, e), order in best.items()
-        if (s, e) in current and order > current[(s, e)]
-    ]
-    bulk_insert(session, LiveVersion.__table__, inserts)  # type: ignore[arg-type]
-    if moves:
-        session.execute(update(LiveVersion), moves)
+def _advance_live(session: Session, stored: list[DeployOut], environments: dict[str, int]) -> None:
+    """New succeeded deploys may be live now: each key's newest of them against the one live before."""
+    added: dict[LiveKey, set[int]] = defaultdict(set)
+    for deploy in stored:
+        if deploy.status is DeployStatus.SUCCEEDED:
+            added[(deploy.service, environments[deploy.environment])].add(deploy.id)
+    live.refresh(session, list(added), added=added)
 
 
 def _audited(deploy: DeployOut) -> dict[str, object]:
@@ -115,7 +98,6 @@ def insert_new(
     session.flush()
     if pending:
         releases = releases | _insert_releases(session, actor, pending, at)
-    views: dict[ReleaseKey, ReleaseOut] = {key: release_out(row) for key, row in releases.items()}
     rows = [
         {
             "external_id": item.report.id,
@@ -133,25 +115,18 @@ def insert_new(
         for item in items
     ]
     bulk_insert(session, Deploy.__table__, rows)  # type: ignore[arg-type]
-    ids = queries.deploy_ids(session, [item.report.id for item in items])
+    stored = queries.columns_by_external_id(session, [item.report.id for item in items])
     outs = [
-        DeployOut(
-            id=ids[item.report.id],
-            external_id=item.report.id,
-            service=item.report.service,
-            environment=env_out(item.env).slug,
-            status=item.report.status,
-            source=item.report.source,
-            deployed_by=actor.label,
-            started_at=item.report.started_at.astimezone(UTC),
-            finished_at=item.report.finished_at.astimezone(UTC) if item.report.finished_at else None,
-            notes=item.report.notes,
-            release=views[(item.report.service, item.report.version)],
-            url=f"/deploys/{ids[item.report.id]}",
-        )
+        deploy_out(stored[item.report.id], item.env, releases[(item.report.service, item.report.version)])
         for item in items
     ]
-    _advance_live(session, [(item.report, item.env, ids[item.report.id]) for item in items])
+    transitions.record_created(
+        session,
+        [(out.id, out.status, f"reported by {out.source.value}") for out in outs],
+        at=at,
+        actor=actor.label,
+    )
+    _advance_live(session, outs, {item.env.slug: item.env.id for item in items})
     changes = [access.Change("deploy.report", ("deploy", str(out.id)), after=_audited(out)) for out in outs]
     access.record_many(session, actor, changes, at=at)
     return outs

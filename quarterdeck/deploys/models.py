@@ -1,4 +1,5 @@
-"""Deploy tables: environments, releases, deploy records, the live version per service and environment.
+"""Deploy tables: environments, releases, deploy records and their status changes, the live version per
+service and environment.
 
 Services are referred to by slug, as the catalog names them: this domain never reads catalog tables.
 """
@@ -12,17 +13,6 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, Unique
 from sqlalchemy.orm import Mapped, mapped_column
 
 from quarterdeck.db import Base, UTCDateTime
-
-
-class DeployStatus(StrEnum):
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    ROLLED_BACK = "rolled_back"
-
-    @property
-    def colour(self) -> str:
-        return {"running": "blue", "succeeded": "green", "failed": "red", "rolled_back": "amber"}[self.value]
 
 
 class DeploySource(StrEnum):
@@ -83,6 +73,23 @@ class Deploy(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     notes: Mapped[str] = mapped_column(Text, default="")
     reported_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    """Counts the row's changes: every status change adds one (transitions.py)."""
+
+
+class DeployEvent(Base):
+    """One status change of one deploy: from (None when it was first recorded), to, when, who, why.
+    Written in the transaction of the change itself, by transitions.py only."""
+
+    __tablename__ = "deploy_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deploy_id: Mapped[int] = mapped_column(ForeignKey("deploys.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(Text, default="")
 
 
 class LiveVersion(Base):

@@ -1,17 +1,33 @@
-"""Deploy statements: lookups by id and slug, history pages, the newest succeeded deploy, live rows."""
+"""Deploy statements: lookups by id and slug, history pages, the newest succeeded deploy, live rows,
+status events."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
 
+from sqlalchemy import Row as SqlRow
 from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from quarterdeck.deploys.models import Deploy, DeployStatus, Environment, LiveVersion, Release
+from quarterdeck.deploys.models import Deploy, DeployEvent, Environment, LiveVersion, Release
+from quarterdeck.deploys.states import DeployStatus
 
 Row = tuple[Deploy, Environment, Release]
+CHUNK = 500
+"""Values per IN (...) list."""
+LiveKey = tuple[str, int]
+"""(service slug, environment id)"""
+
+LIVE_ORDER = (
+    func.coalesce(Deploy.finished_at, Deploy.started_at).desc(),
+    Deploy.started_at.desc(),
+    Deploy.id.desc(),
+)
+"""The one rule of what runs: of a service's succeeded deploys to an environment, the live one is the
+one that finished last (started last, then recorded last, on a tie)."""
 
 
 def environments(session: Session) -> list[Environment]:
@@ -26,7 +42,7 @@ def joined() -> Select[Deploy, Environment, Release]:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DeployFilters:
     service: str | None = None
     environment: str | None = None
@@ -67,24 +83,81 @@ def by_id(session: Session, deploy_id: int) -> Row | None:
     return session.execute(joined().where(Deploy.id == deploy_id)).first()
 
 
-def newest_succeeded(
-    session: Session, service: str, environment_id: int, *, before: Deploy | None = None
-) -> Deploy | None:
-    """The deploy that is live when nothing newer succeeded; with `before`, the one live before it."""
-    query = select(Deploy).where(
-        Deploy.service_slug == service,
-        Deploy.environment_id == environment_id,
-        Deploy.status == DeployStatus.SUCCEEDED.value,
-    )
-    if before is not None:
-        query = query.where(Deploy.id != before.id, Deploy.started_at <= before.started_at)
+def previously_live(session: Session, deploy: Deploy) -> Deploy | None:
+    """The deploy that was live where `deploy` went, before it: the newest other succeeded deploy of
+    the service to that environment that started no later than it."""
     return session.scalar(
-        query.order_by(
-            func.coalesce(Deploy.finished_at, Deploy.started_at).desc(),
-            Deploy.started_at.desc(),
-            Deploy.id.desc(),
-        ).limit(1)
+        select(Deploy)
+        .where(
+            Deploy.service_slug == deploy.service_slug,
+            Deploy.environment_id == deploy.environment_id,
+            Deploy.status == DeployStatus.SUCCEEDED.value,
+            Deploy.id != deploy.id,
+            Deploy.started_at <= deploy.started_at,
+        )
+        .order_by(*LIVE_ORDER)
+        .limit(1)
     )
+
+
+def live_deploy_id(session: Session, key: LiveKey) -> int | None:
+    """The live deploy of one (service, environment id) by LIVE_ORDER; None when none succeeded there."""
+    service, environment_id = key
+    return session.scalar(
+        select(Deploy.id)
+        .where(
+            Deploy.service_slug == service,
+            Deploy.environment_id == environment_id,
+            Deploy.status == DeployStatus.SUCCEEDED.value,
+        )
+        .order_by(*LIVE_ORDER)
+        .limit(1)
+    )
+
+
+def live_among(session: Session, candidates: Mapping[LiveKey, Collection[int]]) -> dict[LiveKey, int]:
+    """Of each (service, environment id)'s candidate deploys, the one LIVE_ORDER puts first among those
+    that succeeded; keys none of whose candidates succeeded are left out."""
+    keys = sorted(candidates)
+    found: dict[LiveKey, int] = {}
+    for start in range(0, len(keys), CHUNK):
+        ids = sorted({deploy_id for key in keys[start : start + CHUNK] for deploy_id in candidates[key]})
+        ranked = (
+            select(
+                Deploy.id,
+                Deploy.service_slug,
+                Deploy.environment_id,
+                func.row_number()
+                .over(partition_by=(Deploy.service_slug, Deploy.environment_id), order_by=LIVE_ORDER)
+                .label("place"),
+            )
+            .where(Deploy.id.in_(ids), Deploy.status == DeployStatus.SUCCEEDED.value)
+            .subquery()
+        )
+        rows = session.execute(
+            select(ranked.c.service_slug, ranked.c.environment_id, ranked.c.id).where(ranked.c.place == 1)
+        )
+        found.update({(service, env_id): deploy_id for service, env_id, deploy_id in rows})
+    return found
+
+
+def live_for_update(session: Session, keys: Collection[LiveKey]) -> dict[LiveKey, int]:
+    """The live deploy id recorded for each key that has one, those rows locked until the transaction
+    ends (PostgreSQL; SQLite's writer holds the whole database already)."""
+    wanted = sorted(set(keys))
+    found: dict[LiveKey, int] = {}
+    for start in range(0, len(wanted), CHUNK):
+        rows = session.execute(
+            select(LiveVersion.service_slug, LiveVersion.environment_id, LiveVersion.deploy_id)
+            .where(
+                tuple_(LiveVersion.service_slug, LiveVersion.environment_id).in_(
+                    wanted[start : start + CHUNK]
+                )
+            )
+            .with_for_update()
+        )
+        found.update({(service, env_id): deploy_id for service, env_id, deploy_id in rows})
+    return found
 
 
 def live_rows(session: Session, services: Iterable[str]) -> list[Row]:
@@ -108,9 +181,6 @@ def releases_between(session: Session, service: str, after_id: int | None, upto_
     return list(session.scalars(query.order_by(Release.id.desc()).limit(100)))
 
 
-CHUNK = 500
-
-
 def deploys_by_external_id(session: Session, ids: Iterable[str]) -> dict[str, Deploy]:
     ordered = sorted(set(ids))
     found: dict[str, Deploy] = {}
@@ -120,17 +190,22 @@ def deploys_by_external_id(session: Session, ids: Iterable[str]) -> dict[str, De
     return found
 
 
-def deploy_ids(session: Session, ids: Iterable[str]) -> dict[str, int]:
+def columns_by_external_id(session: Session, ids: Iterable[str]) -> dict[str, SqlRow[Any]]:
+    """The deploys table's columns of each deploy, by reporter's id: read back cheaply after a bulk insert."""
     ordered = sorted(set(ids))
-    found: dict[str, int] = {}
+    found: dict[str, SqlRow[Any]] = {}
     for start in range(0, len(ordered), CHUNK):
         rows = session.execute(
-            select(Deploy.external_id, Deploy.id).where(
-                Deploy.external_id.in_(ordered[start : start + CHUNK])
-            )
+            select(*Deploy.__table__.c).where(Deploy.external_id.in_(ordered[start : start + CHUNK]))
         )
-        found.update({external: row_id for external, row_id in rows})
+        found.update({row.external_id: row for row in rows})
     return found
+
+
+def events_of(session: Session, deploy_id: int) -> list[DeployEvent]:
+    """A deploy's status changes, oldest first."""
+    query = select(DeployEvent).where(DeployEvent.deploy_id == deploy_id)
+    return list(session.scalars(query.order_by(DeployEvent.id)))
 
 
 def releases_for(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Release]:
@@ -144,36 +219,3 @@ def releases_for(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tupl
         )
         found.update({(row.service_slug, row.version): row for row in rows})
     return found
-
-
-LiveOrder = tuple[datetime, datetime, int]
-
-
-def live_orders(session: Session, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], LiveOrder]:
-    """For each (service, environment id) with a live deploy: (finished or started, started, id) of it."""
-    wanted = set(keys)
-    services = sorted({service for service, _env in wanted})
-    found: dict[tuple[str, int], LiveOrder] = {}
-    for start in range(0, len(services), CHUNK):
-        rows = session.execute(
-            select(
-                LiveVersion.service_slug,
-                LiveVersion.environment_id,
-                func.coalesce(Deploy.finished_at, Deploy.started_at),
-                Deploy.started_at,
-                Deploy.id,
-            )
-            .join(Deploy, Deploy.id == LiveVersion.deploy_id)
-            .where(LiveVersion.service_slug.in_(services[start : start + CHUNK]))
-        )
-        for service, env_id, finished, started, deploy_id in rows:
-            if (service, env_id) in wanted:
-                found[(service, env_id)] = (_aware(finished), _aware(started), deploy_id)
-    return found
-
-
-def _aware(moment: datetime) -> datetime:
-    """coalesce() loses the column type on SQLite, so its value may come back as naive or as text."""
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

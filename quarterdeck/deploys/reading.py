@@ -1,20 +1,24 @@
-"""Deploy read models: environments, deploy and release views, history, live versions with the
-registry's images, what a deploy changed, and the environment matrix."""
+"""Deploy read models: environments, deploy and release views (deploy_out is the one mapper of a
+deploy), a deploy's timeline, history, live versions with the registry's images, what a deploy changed,
+and the environment matrix."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quarterdeck.catalog import service as catalog
-from quarterdeck.catalog.queries import ServiceFilters
+from quarterdeck.catalog.schemas import ServiceFilters
 from quarterdeck.deploys import queries
-from quarterdeck.deploys.models import Deploy, DeployStatus, Environment, Release
+from quarterdeck.deploys.models import DeployEvent, Environment, Release
 from quarterdeck.deploys.queries import DeployFilters
 from quarterdeck.deploys.schemas import (
     ChangeOut,
+    DeployDetail,
+    DeployEventOut,
     DeployOut,
     DeployPage,
     EnvironmentOut,
@@ -26,6 +30,7 @@ from quarterdeck.deploys.schemas import (
     RegistryState,
     ReleaseOut,
 )
+from quarterdeck.deploys.states import DeployStatus
 from quarterdeck.errors import NotFound, QuarterdeckError
 from quarterdeck.integrations.oci_registry import ImageTag, parse_image_ref
 
@@ -60,7 +65,31 @@ def find_environment(session: Session, slug: str, cache: dict[str, Environment] 
     return env
 
 
-def deploy_out(deploy: Deploy, env: Environment, release: Release) -> DeployOut:
+class DeployColumns(Protocol):
+    """What a deploy's view is made of: a Deploy, or a row of the deploys table's columns."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def service_slug(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def deployed_by(self) -> str: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def finished_at(self) -> datetime | None: ...
+    @property
+    def notes(self) -> str: ...
+
+
+def deploy_out(deploy: DeployColumns, env: Environment, release: Release) -> DeployOut:
+    """The one mapper of a deploy to its view, wherever the deploy was read or written."""
     return DeployOut(
         id=deploy.id,
         external_id=deploy.external_id,
@@ -89,18 +118,35 @@ def release_out(release: Release) -> ReleaseOut:
     )
 
 
-def deploy_view(session: Session, deploy_id: int) -> DeployOut:
+def event_out(event: DeployEvent) -> DeployEventOut:
+    return DeployEventOut(
+        from_status=DeployStatus(event.from_status) if event.from_status else None,
+        to_status=DeployStatus(event.to_status),
+        at=event.at,
+        actor=event.actor,
+        reason=event.reason,
+    )
+
+
+def _row(session: Session, deploy_id: int) -> queries.Row:
     row = queries.by_id(session, deploy_id)
     if row is None:
         raise NotFound(f"no deploy {deploy_id}", code="deploys.unknown_deploy")
-    return deploy_out(*row)
+    return row
+
+
+def deploy_view(session: Session, deploy_id: int) -> DeployDetail:
+    """A deploy and its timeline: every status it was recorded in, who moved it, when and why."""
+    out = deploy_out(*_row(session, deploy_id))
+    events = [event_out(event) for event in queries.events_of(session, deploy_id)]
+    return DeployDetail(**out.model_dump(), events=events)
 
 
 def list_deploys(
     session: Session, filters: DeployFilters, *, page: int = 1, per_page: int = 50
 ) -> DeployPage:
     if filters.service:
-        catalog.find_row(session, "service", filters.service)
+        catalog.service_ref(session, filters.service)
     if filters.environment:
         find_environment(session, filters.environment)
     rows, total = queries.page_of(session, filters, page=page, per_page=per_page)
@@ -144,16 +190,16 @@ def _behind(deploy: DeployOut | None, state: RegistryState) -> int | None:
 
 def live_of(session: Session, slug: str, *, registry: Registry | None) -> LiveOut:
     """Per environment, what runs now; and the registry's newest images, and how far behind each is."""
-    row = catalog.find_row(session, "service", slug)
-    by_env = {env.slug: deploy_out(d, env, r) for d, env, r in queries.live_rows(session, [row.slug])}
-    state = _registry_state(getattr(row, "image_repository", None), registry)
+    ref = catalog.service_ref(session, slug)
+    by_env = {env.slug: deploy_out(d, env, r) for d, env, r in queries.live_rows(session, [ref.slug])}
+    state = _registry_state(ref.image_repository, registry)
     envs = [
         LiveEnvironment(
             environment=env, deploy=by_env.get(env.slug), behind=_behind(by_env.get(env.slug), state)
         )
         for env in environments(session)
     ]
-    return LiveOut(service=row.slug, environments=envs, registry=state)
+    return LiveOut(service=ref.slug, environments=envs, registry=state)
 
 
 def _compare_url(repo: str | None, old: str | None, new: str | None) -> str | None:
@@ -171,11 +217,8 @@ REPO_LINK_KINDS = frozenset({"repo", "source"})
 def changes_of(session: Session, deploy_id: int) -> ChangeOut:
     """The releases a deploy brought over what was live before it in the same environment (none when
     it went back to an older release), and a link comparing the two commits in the service's repo."""
-    row = queries.by_id(session, deploy_id)
-    if row is None:
-        raise NotFound(f"no deploy {deploy_id}", code="deploys.unknown_deploy")
-    deploy, env, release = row
-    previous = queries.newest_succeeded(session, deploy.service_slug, env.id, before=deploy)
+    deploy, _env, release = _row(session, deploy_id)
+    previous = queries.previously_live(session, deploy)
     previous_row = queries.by_id(session, previous.id) if previous else None
     after_id = previous_row[2].id if previous_row else None
     releases = (
@@ -198,7 +241,7 @@ def matrix(
     """Services x environments with the version live in each: one page of services, one query for them."""
     services = catalog.list_services(
         session,
-        ServiceFilters(owner, None, None, None, None, "component", None, text),
+        ServiceFilters(owner=owner, kind="component", text=text),
         page=page,
         per_page=per_page,
     )

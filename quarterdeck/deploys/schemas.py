@@ -7,7 +7,8 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from quarterdeck.deploys.models import DeploySource, DeployStatus
+from quarterdeck.deploys.models import DeploySource
+from quarterdeck.deploys.states import DeployStatus
 
 SLUG = r"^[a-z0-9]([a-z0-9._-]{0,198}[a-z0-9])?$"
 SERVICE_SLUG = r"^[a-z0-9]([a-z0-9._/-]{0,198}[a-z0-9])?$"
@@ -86,6 +87,22 @@ class DeployOut(BaseModel):
     url: str
 
 
+class DeployEventOut(BaseModel):
+    """One status change: `from_status` is None for the deploy's first record."""
+
+    from_status: DeployStatus | None
+    to_status: DeployStatus
+    at: datetime
+    actor: str
+    reason: str
+
+
+class DeployDetail(DeployOut):
+    """A deploy with its timeline of status changes, oldest first."""
+
+    events: list[DeployEventOut]
+
+
 class ReportResult(BaseModel):
     deploy: DeployOut
     outcome: str = Field(description="created, updated, or unchanged (a replayed report)")
@@ -150,6 +167,8 @@ class MatrixPage(BaseModel):
 
 
 class ApprovalIn(BaseModel):
+    """A request to deploy a version of a service to an environment (a change request of action "deploy")."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     service: ServiceSlug

@@ -1,25 +1,25 @@
-"""Deploy use cases: environments, deploy reports and approvals of production changes; the reads are in
-reading.py. The only place deploy rules live; callers own the transaction.
+"""Deploy use cases: environments, deploy reports and moves, and what a change request means for deploys
+(change_requests.py); the reads are in reading.py. The only place deploy rules live; callers own the
+transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quarterdeck.access import service as access
-from quarterdeck.access.schemas import Actor, ApprovalOut, Resource
+from quarterdeck.access.schemas import Actor, Resource
 from quarterdeck.catalog import service as catalog
-from quarterdeck.db import lock_row
-from quarterdeck.deploys import queries
+from quarterdeck.catalog.schemas import ServiceRef
+from quarterdeck.deploys import live, queries, transitions
+from quarterdeck.deploys.change_requests import ask_to_deploy, resources_now
 from quarterdeck.deploys.ingest import NewDeploy, NewRelease, ReleaseKey, insert_new
-from quarterdeck.deploys.models import Deploy, DeployStatus, Environment, LiveVersion, Release
+from quarterdeck.deploys.models import Deploy, Environment, Release
 from quarterdeck.deploys.queries import DeployFilters
 from quarterdeck.deploys.reading import (
     changes_of,
@@ -33,40 +33,37 @@ from quarterdeck.deploys.reading import (
     matrix,
 )
 from quarterdeck.deploys.schemas import (
+    DeployOut,
     DeployReport,
     EnvironmentIn,
     EnvironmentOut,
     ReportResult,
 )
+from quarterdeck.deploys.states import FINISHED, DeployStatus
 from quarterdeck.errors import Conflict, Invalid, InvalidTransition, NotFound, QuarterdeckError
 from quarterdeck.integrations.oci_registry import parse_image_ref
 
 __all__ = [
+    "MAX_BATCH",
     "DeployFilters",
     "apply_environments",
-    "approval",
-    "approvals",
-    "approvals_for",
+    "ask_to_deploy",
     "changes_of",
-    "decide_approval",
     "deploy_view",
     "env_out",
     "environments",
+    "environments_to_edit",
     "list_deploys",
     "live_of",
     "matrix",
+    "move_deploy",
     "put_environment",
     "report",
-    "request_approval",
+    "resources_now",
 ]
 
-NEXT_STATUSES: dict[DeployStatus, frozenset[DeployStatus]] = {
-    DeployStatus.RUNNING: frozenset({DeployStatus.SUCCEEDED, DeployStatus.FAILED, DeployStatus.ROLLED_BACK}),
-    DeployStatus.SUCCEEDED: frozenset({DeployStatus.ROLLED_BACK}),
-    DeployStatus.FAILED: frozenset(),
-    DeployStatus.ROLLED_BACK: frozenset(),
-}
-"""A report may move a deploy on, never back: a finished deploy does not start running again."""
+MAX_BATCH = 1000
+"""Reports in one batch, at most: a batch is one transaction."""
 CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -99,6 +96,12 @@ def apply_environments(
     """Make the environments match a declared list (in its order). None is removed: deploys refer to them."""
     for slug, body in declared:
         put_environment(session, actor, slug, body, at=at)
+    return environments(session)
+
+
+def environments_to_edit(session: Session, actor: Actor) -> list[EnvironmentOut]:
+    """The environments, for the admin page that changes them (admins only)."""
+    access.require(actor, "settings.edit")
     return environments(session)
 
 
@@ -137,25 +140,50 @@ def _image_parts(report: DeployReport) -> tuple[str | None, str | None]:
     return report.image, ref.digest
 
 
-def _refresh_live(session: Session, service: str, environment_id: int) -> None:
-    newest = queries.newest_succeeded(session, service, environment_id)
-    live = session.get(LiveVersion, (service, environment_id))
-    if newest is None:
-        if live is not None:
-            session.delete(live)
-    elif live is None:
-        session.add(LiveVersion(service_slug=service, environment_id=environment_id, deploy_id=newest.id))
-    else:
-        live.deploy_id = newest.id
-    session.flush()
+def _move(
+    session: Session,
+    actor: Actor,
+    deploy: Deploy,
+    *,
+    to: DeployStatus,
+    finished_at: datetime | None,
+    reason: str,
+    at: datetime,
+    notes: str | None = None,
+) -> Deploy:
+    """Move a deploy on from the status it was read in (transitions.move: guarded, with its event), then
+    keep its environment's live version true and audit the change."""
+    before = {"status": deploy.status, "finished_at": deploy.finished_at}
+    moved = transitions.move(
+        session,
+        deploy.id,
+        from_=DeployStatus(deploy.status),
+        to=to,
+        finished_at=finished_at,
+        at=at,
+        actor=actor.label,
+        reason=reason,
+        notes=notes,
+    )
+    live.refresh(session, [(moved.service_slug, moved.environment_id)])
+    access.record(
+        session,
+        actor,
+        "deploy.update",
+        target=("deploy", str(moved.id)),
+        at=at,
+        before=before,
+        after={"status": moved.status, "finished_at": moved.finished_at},
+    )
+    return moved
 
 
 def _update(
     session: Session, actor: Actor, deploy: Deploy, env: Environment, report: DeployReport, at: datetime
 ) -> ReportResult:
     """A report of a known deploy: a retry when the status is the same (the first report's times
-    stand), else a move forward, which takes the new finish time."""
-    lock_row(session, deploy)
+    stand), else a move forward, which takes the new finish time. A report that lost the race to
+    another moving the deploy to the same status is a retry too."""
     release = session.get_one(Release, deploy.release_id)
     if (deploy.service_slug, deploy.environment_id, release.version) != (
         report.service,
@@ -168,31 +196,52 @@ def _update(
             code="deploys.id_reused",
             details={"id": report.id},
         )
-    current, wanted = DeployStatus(deploy.status), report.status
-    if current is wanted:
+    if DeployStatus(deploy.status) is report.status:
         return ReportResult(deploy=deploy_out(deploy, env, release), outcome="unchanged")
-    if wanted not in NEXT_STATUSES[current]:
-        raise InvalidTransition(
-            f"deploy {report.id!r} is {current.value}; it cannot become {wanted.value}",
-            code="deploys.bad_transition",
-            details={"from": current.value, "to": wanted.value},
+    try:
+        moved = _move(
+            session,
+            actor,
+            deploy,
+            to=report.status,
+            finished_at=report.finished_at,
+            reason=f"reported by {report.source.value}",
+            at=at,
+            notes=report.notes,
         )
-    before = {"status": deploy.status, "finished_at": deploy.finished_at}
-    deploy.status, deploy.finished_at = wanted.value, report.finished_at
-    if report.notes:
-        deploy.notes = report.notes
-    session.flush()
-    _refresh_live(session, deploy.service_slug, env.id)
-    access.record(
-        session,
-        actor,
-        "deploy.update",
-        target=("deploy", str(deploy.id)),
-        at=at,
-        before=before,
-        after={"status": deploy.status, "finished_at": deploy.finished_at},
+    except InvalidTransition as exc:
+        if exc.details.get("from") != report.status.value:
+            raise
+        moved = session.get_one(Deploy, deploy.id, populate_existing=True)
+        return ReportResult(deploy=deploy_out(moved, env, release), outcome="unchanged")
+    return ReportResult(deploy=deploy_out(moved, env, release), outcome="updated")
+
+
+def move_deploy(
+    session: Session,
+    actor: Actor,
+    deploy_id: int,
+    *,
+    expected: DeployStatus,
+    to: DeployStatus,
+    reason: str,
+    at: datetime,
+) -> DeployOut:
+    """Move a deploy on (a pipeline step's outcome, an operator's rollback) from the status the caller
+    saw it in (`expected`). Of racing moves exactly one wins; the others are refused (InvalidTransition,
+    naming the status the deploy has now), so no step acts on a deploy that moved under it."""
+    found = queries.by_id(session, deploy_id)
+    if found is None:
+        raise NotFound(f"no deploy {deploy_id}", code="deploys.unknown_deploy")
+    deploy, env, release = found
+    ref = catalog.service_ref(session, deploy.service_slug)
+    access.require(actor, "deploy", ref.resource(environment=env.slug, production=env.production))
+    if DeployStatus(deploy.status) is not expected:
+        raise transitions.refusal(session, deploy.id, expected, to)
+    moved = _move(
+        session, actor, deploy, to=to, finished_at=at if to in FINISHED else None, reason=reason, at=at
     )
-    return ReportResult(deploy=deploy_out(deploy, env, release), outcome="updated")
+    return deploy_out(moved, env, release)
 
 
 def _check_release(
@@ -220,22 +269,15 @@ def _check_release(
         known.digest = digest
 
 
-def _resource(services: dict[str, Resource], env: Environment, report: DeployReport) -> Resource:
-    base = services.get(report.service)
-    if base is None:
+def _resource(services: dict[str, ServiceRef], env: Environment, report: DeployReport) -> Resource:
+    ref = services.get(report.service)
+    if ref is None:
         raise NotFound(
             f"service {report.service!r} is not in the catalog",
             code="catalog.service_not_found",
             details=[{"field": "service", "message": "not in the catalog"}],
         )
-    return Resource(
-        type="service",
-        key=base.key,
-        team=base.team,
-        tier=base.tier,
-        environment=env.slug,
-        production=env.production,
-    )
+    return ref.resource(environment=env.slug, production=env.production)
 
 
 @contextmanager
@@ -255,9 +297,13 @@ def report(
 ) -> list[ReportResult]:
     """Record deploys done elsewhere, all or nothing: one bad report refuses the batch, and the error
     says which one (`details.index`). Every report is checked first; new deploys are then written
-    together (ingest.py), known ids move on one by one."""
+    together (ingest.py), known ids move on one by one. At most MAX_BATCH reports a batch."""
+    if len(reports) > MAX_BATCH:
+        raise Invalid(
+            f"a batch holds at most {MAX_BATCH} reports, not {len(reports)}", code="deploys.batch_too_big"
+        )
     environments_by_slug = {env.slug: env for env in queries.environments(session)}
-    services = catalog.service_resources(session, {r.service for r in reports})
+    services = catalog.service_refs(session, {r.service for r in reports})
     existing = queries.deploys_by_external_id(session, [r.id for r in reports])
     releases = queries.releases_for(session, {(r.service, r.version) for r in reports})
     pending: dict[ReleaseKey, NewRelease] = {}
@@ -294,100 +340,3 @@ def report(
         if index not in results:
             results[index] = ReportResult(deploy=results[first_of[one.id][0]].deploy, outcome="unchanged")
     return [results[index] for index in range(len(reports))]
-
-
-# ---------------------------------------------------------------- approvals
-
-
-def _approval_resource(session: Session, service: str, environment: str) -> Resource:
-    row = catalog.find_row(session, "service", service)
-    env = find_environment(session, environment)
-    base = catalog.resource_of(row)
-    return Resource(
-        type="service",
-        key=base.key,
-        team=base.team,
-        tier=base.tier,
-        environment=env.slug,
-        production=env.production,
-    )
-
-
-def _current_resources(session: Session, rows: Sequence[Any]) -> dict[int, Resource]:
-    """Each approval request's service as it is now (owning team, tier) in its environment; requests
-    whose service or environment is gone are left out, and judged by their own record."""
-    services = catalog.service_resources(session, {row.service_slug for row in rows})
-    envs = {env.slug: env for env in queries.environments(session)}
-    current: dict[int, Resource] = {}
-    for row in rows:
-        base, env = services.get(row.service_slug), envs.get(row.environment)
-        if base is not None and env is not None:
-            current[row.id] = replace(base, environment=env.slug, production=env.production)
-    return current
-
-
-def request_approval(
-    session: Session,
-    actor: Actor,
-    *,
-    service: str,
-    environment: str,
-    version: str | None,
-    summary: str,
-    at: datetime,
-) -> ApprovalOut:
-    """Ask before shipping. Tier-1 production changes wait for a second person; others need none
-    (for now: the answer is judged again against the service each time it is read or decided)."""
-    resource = _approval_resource(session, service, environment)
-    row = access.request_approval(session, actor, resource, version=version, summary=summary, at=at)
-    return access.approval_out(row, resource)
-
-
-def decide_approval(
-    session: Session, actor: Actor, approval_id: int, *, approve: bool, reason: str | None, at: datetime
-) -> ApprovalOut:
-    """Approve or reject, judged against the service's owning team and tier as they are now."""
-    row = access.get_approval(session, approval_id)
-    current = _current_resources(session, [row]).get(row.id)
-    decided = access.decide(
-        session, actor, approval_id, approve=approve, reason=reason, at=at, current=current
-    )
-    return access.approval_out(decided, current)
-
-
-def approval(session: Session, approval_id: int) -> ApprovalOut:
-    row = access.get_approval(session, approval_id)
-    return access.approval_out(row, _current_resources(session, [row]).get(row.id))
-
-
-def _judged(
-    session: Session, status: str | None, service: str | None = None
-) -> list[tuple[Any, Resource | None, ApprovalOut]]:
-    rows = access.list_approvals(session, status=status, service=service)
-    current = _current_resources(session, rows)
-    judged = [(row, current.get(row.id), access.approval_out(row, current.get(row.id))) for row in rows]
-    return [item for item in judged if status is None or item[2].status == status]
-
-
-def approvals(
-    session: Session, *, status: str | None = None, service: str | None = None
-) -> list[ApprovalOut]:
-    return [out for _row, _current, out in _judged(session, status, service)]
-
-
-def approvals_for(
-    session: Session, actor: Actor, *, status: str | None = None
-) -> tuple[list[ApprovalOut], set[int]]:
-    """For pages: the requests, and which of them this actor may approve or reject (the buttons shown)."""
-    judged = _judged(session, status)
-    deciders = {
-        out.id
-        for row, current, out in judged
-        if out.status == "pending"
-        and access.can(
-            actor,
-            "approval.decide",
-            replace(current or access.resource_of(row), owner_user_id=row.requested_by_user_id),
-        )
-    }
-    return [out for _row, _current, out in judged], deciders

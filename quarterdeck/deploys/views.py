@@ -1,5 +1,5 @@
-"""Deploy pages: a service's deploys tab (live versions, registry, graphs, history), a deploy's detail,
-the environment matrix, the recent deploys feed, and approvals."""
+"""Deploy pages: a service's deploys tab (live versions, registry, graphs, history), a deploy's detail and
+timeline, the environment matrix, the recent deploys feed, and change requests (approvals)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def service_deploys(
     view = catalog.service_view(session, slug)
     history = service.list_deploys(
         session,
-        DeployFilters(view.slug, environment or None, status or None),
+        DeployFilters(service=view.slug, environment=environment or None, status=status or None),
         page=page,
         per_page=HISTORY_PAGE,
     )
@@ -51,7 +51,7 @@ def service_deploys(
     now = clock.now()
     context = {
         "s": view,
-        "can_edit": bool(access.can(actor, "catalog.edit", catalog.service_resource(session, view.slug))),
+        "can_edit": observability.may_change_panels(session, actor, view.slug),
         "own_panels": [panel for panel, custom in observability.panels_of(session, view.slug) if custom],
         "live": service.live_of(session, view.slug, registry=runtime_of(request).registry),
         "history": history,
@@ -121,7 +121,7 @@ def feed(
     status: Status = None,
     page: PageNo = 1,
 ) -> Response:
-    filters = DeployFilters(service_ or None, environment or None, status or None)
+    filters = DeployFilters(service=service_ or None, environment=environment or None, status=status or None)
     context = {
         "feed": service.list_deploys(session, filters, page=page, per_page=50),
         "environments": service.environments(session),
@@ -143,9 +143,8 @@ def matrix_page(
 
 @router.get("/admin/environments", response_class=HTMLResponse, name="admin_environments")
 def environments_page(request: Request, session: SessionDep, actor: SignedInDep) -> Response:
-    access.require(actor, "settings.edit")
     return templates.TemplateResponse(
-        request, "deploys/environments.html", {"environments": service.environments(session)}
+        request, "deploys/environments.html", {"environments": service.environments_to_edit(session, actor)}
     )
 
 
@@ -173,7 +172,9 @@ def approvals_page(
     actor: ReaderDep,
     status: Annotated[str | None, Query(pattern="^(pending|approved|rejected|not_required)?$")] = "pending",
 ) -> Response:
-    rows, deciders = service.approvals_for(session, actor, status=status or None)
+    rows, deciders = access.change_requests_for(
+        session, actor, status=status or None, now=service.resources_now(session)
+    )
     context = {"approvals": rows, "deciders": deciders, "status": status or ""}
     return templates.TemplateResponse(request, "deploys/approvals.html", context)
 
@@ -188,7 +189,13 @@ def decide(
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     with session.begin():
-        service.decide_approval(
-            session, actor, approval_id, approve=decision == "approve", reason=reason or None, at=clock.now()
+        access.decide_change(
+            session,
+            actor,
+            approval_id,
+            approve=decision == "approve",
+            reason=reason or None,
+            at=clock.now(),
+            now=service.resources_now(session),
         )
     return RedirectResponse("/approvals", status_code=303)

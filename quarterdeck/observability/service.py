@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from quarterdeck.access import service as access
 from quarterdeck.access.schemas import Actor
 from quarterdeck.catalog import service as catalog
+from quarterdeck.catalog.schemas import ServiceRef
 from quarterdeck.errors import Conflict, Invalid, NotFound, QuarterdeckError, Unavailable
 from quarterdeck.integrations.prometheus import Series
 from quarterdeck.observability import promql
@@ -20,7 +21,15 @@ from quarterdeck.observability.links import check_templates, links_for
 from quarterdeck.observability.models import MetricPanel
 from quarterdeck.observability.schemas import GraphsOut, PanelIn, PanelOut, SeriesOut
 
-__all__ = ["add_panel", "check_templates", "graphs", "links_for", "panels_of", "remove_panel"]
+__all__ = [
+    "add_panel",
+    "check_templates",
+    "graphs",
+    "links_for",
+    "may_change_panels",
+    "panels_of",
+    "remove_panel",
+]
 
 NAMESPACE_ANNOTATIONS = ("backstage.io/kubernetes-namespace", "quarterdeck.io/namespace")
 
@@ -93,6 +102,17 @@ def graphs(
     )
 
 
+def may_change_panels(session: Session, actor: Actor, slug: str) -> bool:
+    """Whether `actor` may add and remove the service's own graphs: whoever may edit the service."""
+    return bool(access.can(actor, "catalog.edit", catalog.service_ref(session, slug).resource()))
+
+
+def _editable(session: Session, actor: Actor, slug: str) -> ServiceRef:
+    ref = catalog.service_ref(session, slug)
+    access.require(actor, "catalog.edit", ref.resource())
+    return ref
+
+
 def add_panel(
     session: Session, actor: Actor, slug: str, fields: dict[str, Any], *, at: datetime
 ) -> MetricPanel:
@@ -101,33 +121,31 @@ def add_panel(
         body = PanelIn.model_validate(fields)
     except ValidationError as exc:
         raise Invalid.from_validation(exc) from exc
-    row = catalog.find_row(session, "service", slug)
-    access.require(actor, "catalog.edit", catalog.resource_of(row))
+    ref = _editable(session, actor, slug)
     promql.validate_template(body.query, set(promql.PLACEHOLDERS))
-    if any(panel.key == body.key for panel, _custom in panels_of(session, row.slug)):
+    if any(panel.key == body.key for panel, _custom in panels_of(session, ref.slug)):
         raise Conflict(
-            f"service {row.slug} already has a panel {body.key!r}", code="observability.duplicate_panel"
+            f"service {ref.slug} already has a panel {body.key!r}", code="observability.duplicate_panel"
         )
-    panel = MetricPanel(service_slug=row.slug, created_by=actor.label, created_at=at, **body.model_dump())
+    panel = MetricPanel(service_slug=ref.slug, created_by=actor.label, created_at=at, **body.model_dump())
     session.add(panel)
     session.flush()
     access.record(
-        session, actor, "panel.create", target=("service", row.slug), at=at, after=body.model_dump()
+        session, actor, "panel.create", target=("service", ref.slug), at=at, after=body.model_dump()
     )
     return panel
 
 
 def remove_panel(session: Session, actor: Actor, slug: str, key: str, *, at: datetime) -> None:
-    row = catalog.find_row(session, "service", slug)
-    access.require(actor, "catalog.edit", catalog.resource_of(row))
+    ref = _editable(session, actor, slug)
     panel = session.scalar(
-        select(MetricPanel).where(MetricPanel.service_slug == row.slug, MetricPanel.key == key)
+        select(MetricPanel).where(MetricPanel.service_slug == ref.slug, MetricPanel.key == key)
     )
     if panel is None:
         raise NotFound(
-            f"service {row.slug} has no panel {key!r} of its own", code="observability.unknown_panel"
+            f"service {ref.slug} has no panel {key!r} of its own", code="observability.unknown_panel"
         )
     before = {"key": panel.key, "title": panel.title, "unit": panel.unit, "query": panel.query}
     session.delete(panel)
     session.flush()
-    access.record(session, actor, "panel.delete", target=("service", row.slug), at=at, before=before)
+    access.record(session, actor, "panel.delete", target=("service", ref.slug), at=at, before=before)

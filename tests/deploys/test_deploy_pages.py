@@ -230,6 +230,20 @@ def test_a_deploy_page_shows_what_changed_with_a_compare_link(ci: TestClient, cl
     assert first_doc.find("compare-link") is None
 
 
+def test_a_deploy_page_shows_its_timeline(ci: TestClient, clock: FrozenClock) -> None:
+    started = post(ci, report("1.0.0", status="running", id="run-9"))["deploy"]
+    clock.at += timedelta(minutes=5)
+    post(ci, report("1.0.0", status="succeeded", id="run-9", finished=1), 200)
+
+    doc = page(ci, started["url"])
+
+    steps = doc.by_id("timeline").all("li")
+    assert [(li.attrs["data-to"], li.text()) for li in steps] == [
+        ("running", "2026-11-25 12:00 recorded as running by token:ci-shop: reported by ci"),
+        ("succeeded", "2026-11-25 12:05 running → succeeded by token:ci-shop: reported by ci"),
+    ]
+
+
 def test_a_gitlab_repo_gets_gitlab_s_compare_link(ci: TestClient, admin: TestClient) -> None:
     links = [{"kind": "source", "url": "https://gitlab.example.com/shop/cart.git"}]
     create_service(admin, "cart", image=None, links=links)

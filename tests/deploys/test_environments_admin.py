@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from quarterdeck.access.schemas import GlobalRole
+from quarterdeck.access.schemas import Actor, GlobalRole
 from quarterdeck.clock import FrozenClock
+from quarterdeck.deploys import service as deploys
+from quarterdeck.errors import Forbidden
 from tests.conftest import make_user, session_client
 
 
@@ -79,3 +82,13 @@ def test_members_neither_see_nor_use_the_environments_page(
 
     assert (page.status_code, post.status_code) == (403, 403)
     assert "/admin/environments" not in browser.get("/services").text
+
+
+def test_the_service_lists_the_environments_to_edit_for_admins_only(sessions: sessionmaker[Session]) -> None:
+    member = Actor(kind="user", name="mia@shop.example", role=GlobalRole.MEMBER, user_id=5)
+    admin = Actor(kind="user", name="ada@corp.example", role=GlobalRole.ADMIN, user_id=6, all_teams=True)
+    with sessions() as session:
+        with pytest.raises(Forbidden) as refused:
+            deploys.environments_to_edit(session, member)
+        assert [env.slug for env in deploys.environments_to_edit(session, admin)] == []
+    assert refused.value.message == "only admins may do this"

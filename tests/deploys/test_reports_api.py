@@ -46,6 +46,17 @@ CI_TOKEN = "ci-shop"
 """The name of the deploy token the `ci` client reports with (team shop, scope deploy)."""
 
 
+def event(from_status: str | None, to_status: str) -> Json:
+    """A status change of a deploy as the `ci` client's report at the frozen clock's time records it."""
+    return {
+        "from_status": from_status,
+        "to_status": to_status,
+        "at": "2026-11-25T12:00:00Z",
+        "actor": f"token:{CI_TOKEN}",
+        "reason": "reported by ci",
+    }
+
+
 @pytest.fixture
 def ci(
     app_under_test: FastAPI, client: TestClient, sessions: sessionmaker[Session], clock: FrozenClock
@@ -105,7 +116,10 @@ def test_a_good_report_is_stored_live_and_audited(ci: TestClient, sessions: sess
             "url": f"/deploys/{deploy_id}",
         },
     }
-    assert ci.get(f"/api/v1/deploys/{deploy_id}").json() == answer["deploy"]
+    assert ci.get(f"/api/v1/deploys/{deploy_id}").json() == {
+        **answer["deploy"],
+        "events": [event(None, "succeeded")],
+    }
     assert count_rows(sessions) == (1, 1)
     assert audit_actions(sessions, deploy_id) == ["deploy.report"]
     assert live_versions(ci) == {"staging": None, "production": "1.0.0"}
@@ -183,11 +197,18 @@ def test_the_same_id_moves_a_deploy_on_never_back(
         assert (response.json()["outcome"], moved["id"], moved["status"]) == (outcome, created["id"], then)
         assert (moved["finished_at"], moved["notes"]) == ("2026-11-25T11:20:00Z", "Finished")
         assert audit_actions(sessions, created["id"]) == ["deploy.report", "deploy.update"]
+        assert ci.get(f"/api/v1/deploys/{created['id']}").json() == {
+            **moved,
+            "events": [event(None, first), event(first, then)],
+        }
     else:
         error = error_of(response, 409, outcome)
         assert error["details"] == {"from": first, "to": then}
         assert f"is {first}; it cannot become {then}" in error["message"]
-        assert ci.get(f"/api/v1/deploys/{created['id']}").json() == created
+        assert ci.get(f"/api/v1/deploys/{created['id']}").json() == {
+            **created,
+            "events": [event(None, first)],
+        }
         assert audit_actions(sessions, created["id"]) == ["deploy.report"]
     assert count_rows(sessions) == (1, 1)
     assert live_versions(ci)["production"] == live
@@ -710,6 +731,8 @@ def test_a_request_waits_only_for_tier_1_production(
     assert body == {
         "id": body["id"],
         "action": "deploy",
+        "resource_type": "service",
+        "resource_key": service,
         "service": service,
         "team": "shop",
         "tier": tier,
@@ -717,6 +740,7 @@ def test_a_request_waits_only_for_tier_1_production(
         "production": production,
         "version": "1.1.0",
         "summary": "Tax fix",
+        "details": {"version": "1.1.0"},
         "status": status,
         "requested_by": "token:alice-laptop",
         "requested_at": "2026-11-25T12:00:00Z",
