@@ -34,7 +34,8 @@ from quarterdeck.db import bulk_insert, make_engine, make_sessionmaker, transact
 from quarterdeck.jobs import JobContext, JobRegistry, Outcome, Worker, store
 from quarterdeck.jobs.models import Job, JobEvent
 from quarterdeck.migrations import upgrade
-from tests.jobs.helpers import wait_until, worker_process
+from tests.helpers import wait_until
+from tests.jobs.helpers import worker_process
 
 RESULTS = Path(__file__).parent / "results"
 TARGETS = {"pg_jobs_per_s_4_workers": 1000.0, "lag_p99_s": 1.0}

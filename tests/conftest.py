@@ -2,7 +2,9 @@
 
 PostgreSQL is started by this harness (tests/pg_cluster.py: initdb + pg_ctl in a temporary folder) unless
 QD_TEST_POSTGRES_URL names a server to use. Each test gets its own database, copied from a
-template migrated once, so assertions can be exact.
+template migrated once, so assertions can be exact. `fresh_database` is the one way a database is made:
+per test (`db_url`), per module (the shared apps of tests/access/helpers.py) or per served app (the e2e
+`live_app`). Helpers shared by test packages are in tests/helpers.py.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -70,23 +73,32 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, migrated database for one test, on each dialect in turn."""
-    if request.param == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
-        path = tmp_path / "quarterdeck.db"
-        shutil.copy(template, path)
+@contextmanager
+def fresh_database(request: pytest.FixtureRequest, dialect: str, folder: Path) -> Iterator[str]:
+    """A migrated database of its own, copied from the session's template for `dialect` ("sqlite",
+    a file in `folder`, or "postgresql", dropped at the end): for a test, a module or a live server."""
+    if dialect == "sqlite":
+        path = folder / "quarterdeck.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
     server: str = request.getfixturevalue("postgres_server")
-    template_name: str = request.getfixturevalue("postgres_template")
+    template: str = request.getfixturevalue("postgres_template")
     name = "qd_" + uuid.uuid4().hex[:12]
     with psycopg.connect(server + "/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
-    yield f"postgresql+psycopg://{server.split('://', 1)[1]}/{name}"
-    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield f"postgresql+psycopg://{server.split('://', 1)[1]}/{name}"
+    finally:
+        with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database for one test, on each dialect in turn."""
+    with fresh_database(request, request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
@@ -150,12 +162,15 @@ def make_token(
     user: str | None,
     scopes: list[str],
     team: str | None = None,
+    name: str | None = None,
 ) -> str:
+    """A personal token of `user`, or a service token (for `team`, or every team) when `user` is None;
+    named `name` (deploys record `token:<name>` as who reported them), else a random test name."""
     with transaction(sessions) as session:
         created = access.create_token(
             session,
             TEST_ACTOR,
-            name=f"test-{uuid.uuid4().hex[:6]}",
+            name=name or f"test-{uuid.uuid4().hex[:6]}",
             scopes=scopes,
             user=user,
             service=user is None,

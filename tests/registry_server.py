@@ -206,7 +206,8 @@ def _token_server(folder: Path, auth: TokenAuth) -> Iterator[tuple[str, Path]]:
         thread.join(timeout=5)
 
 
-def _wait_until_up(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_until_up(base_url: str, process: subprocess.Popen[bytes], log: Path, *, status: int) -> None:
+    """Wait until /v2/ answers `status`: 200 open, 401 behind authentication."""
     deadline = time.monotonic() + 15
     with httpx.Client(timeout=1.0) as client:
         while time.monotonic() < deadline:
@@ -215,13 +216,13 @@ def _wait_until_up(base_url: str, process: subprocess.Popen[bytes], log: Path) -
                     f"docker-registry exited with {process.returncode}: {log.read_text()[-2000:]}"
                 )
             try:
-                if client.get(f"{base_url}/v2/").status_code in (200, 401):
+                if client.get(f"{base_url}/v2/").status_code == status:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
     raise RuntimeError(
-        f"docker-registry did not answer on {base_url}/v2/ within 15 s: {log.read_text()[-2000:]}"
+        f"docker-registry did not answer {status} on {base_url}/v2/ within 15 s: {log.read_text()[-2000:]}"
     )
 
 
@@ -268,7 +269,7 @@ def registry_server(
             [REGISTRY_BIN, "serve", str(config_file)], stdout=log_file, stderr=subprocess.STDOUT
         )
         try:
-            _wait_until_up(base_url, process, log)
+            _wait_until_up(base_url, process, log, status=401 if "auth" in config else 200)
             yield base_url
         finally:
             process.terminate()

@@ -6,13 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
+from tests.helpers import wait_until_serving
 from tests.pg_cluster import free_port
 
 
@@ -38,16 +36,7 @@ def running_server(
     process = subprocess.Popen(command, env=environment, stdout=out, stderr=out)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/api/v1/openapi.json", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start (exit {process.poll()})")
-            time.sleep(0.1)
+        wait_until_serving(base, process)
         yield process, base
     finally:
         process.terminate()

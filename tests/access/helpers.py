@@ -1,19 +1,16 @@
-"""What the access tests share: signing a browser in, reading CSRF tokens, catalog set-up, the audit log."""
+"""What the access tests share: signing a browser in, reading CSRF tokens, and an app shared by a module."""
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
-import shutil
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.cookies import Morsel, SimpleCookie
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
@@ -21,16 +18,15 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy.orm import Session, sessionmaker
 
-from quarterdeck.access import service as access
 from quarterdeck.access import users
 from quarterdeck.access.deps import LOGIN_CSRF_COOKIE, SESSION_COOKIE
-from quarterdeck.access.schemas import AuditEntryOut, GlobalRole
+from quarterdeck.access.schemas import GlobalRole
 from quarterdeck.app import create_app
 from quarterdeck.clock import FrozenClock
 from quarterdeck.config import Settings
-from tests.conftest import ADMIN_EMAIL, NOW, make_token, make_user
+from tests.conftest import ADMIN_EMAIL, NOW, fresh_database, make_token, make_user
+from tests.helpers import Json, bearer
 
-Json = dict[str, Any]
 PASSWORD = "correct horse battery"
 """The password the access tests give their users (12+ characters, as the app requires)."""
 
@@ -48,6 +44,11 @@ def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(users, "_DUMMY_HASH", cheap.hash("not a password anyone has"))
 
 
+def sha256(raw: str) -> str:
+    """The hex SHA-256 of a secret: how tokens and session cookies are stored."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
 def set_cookie(response: Response, name: str) -> Morsel[str] | None:
     """The `Set-Cookie` of an answer for one cookie name, parsed; None when the answer sets no such cookie."""
     for header in response.headers.get_list("set-cookie"):
@@ -56,10 +57,6 @@ def set_cookie(response: Response, name: str) -> Morsel[str] | None:
         if name in jar:
             return jar[name]
     return None
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def form_csrf(page: str) -> str:
@@ -121,28 +118,6 @@ def me(client: TestClient, headers: dict[str, str] | None = None) -> Json:
     return body
 
 
-def create_team(client: TestClient, slug: str, **fields: Any) -> Json:
-    response = client.post("/api/v1/teams", json={"slug": slug, "name": slug.title(), **fields})
-    assert response.status_code == 201, response.text
-    body: Json = response.json()
-    return body
-
-
-def create_service(client: TestClient, slug: str, owner: str, **fields: Any) -> Json:
-    response = client.post("/api/v1/services", json={"slug": slug, "owner": owner, **fields})
-    assert response.status_code == 201, response.text
-    body: Json = response.json()
-    return body
-
-
-def audit_log(sessions: sessionmaker[Session]) -> list[AuditEntryOut]:
-    """Every audit entry, oldest first."""
-    with sessions() as session:
-        entries, total = access.search(session, access.AuditFilters(), per_page=10_000)
-    assert len(entries) == total
-    return entries[::-1]
-
-
 # ---------------------------------------------------------------- an app shared by a module's tests
 
 
@@ -155,26 +130,6 @@ class SharedApp:
     sessions: sessionmaker[Session]
     clock: FrozenClock
     db_url: str
-
-
-@contextmanager
-def fresh_database(request: pytest.FixtureRequest, dialect: str, folder: Path) -> Iterator[str]:
-    """A migrated database copied from conftest's templates, like its `db_url`, but for a wider scope."""
-    if dialect == "sqlite":
-        path = folder / "quarterdeck.db"
-        shutil.copy(request.getfixturevalue("sqlite_template"), path)
-        yield f"sqlite:///{path}"
-        return
-    server: str = request.getfixturevalue("postgres_server")
-    template: str = request.getfixturevalue("postgres_template")
-    name = "qd_shared_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    try:
-        yield f"postgresql+psycopg://{server.split('://', 1)[1]}/{name}"
-    finally:
-        with psycopg.connect(server + "/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager

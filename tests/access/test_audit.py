@@ -24,21 +24,9 @@ from quarterdeck.access.schemas import Actor, AuditEntryOut, GlobalRole
 from quarterdeck.cli import app as cli_app
 from quarterdeck.clock import FrozenClock
 from quarterdeck.db import dialect_name, transaction
-from tests.access.helpers import (
-    PASSWORD,
-    Json,
-    SharedApp,
-    audit_log,
-    bearer,
-    cheap_passwords,
-    create_service,
-    create_team,
-    me,
-    shared_app,
-    sign_in,
-)
+from tests.access.helpers import PASSWORD, SharedApp, cheap_passwords, me, shared_app, sign_in
 from tests.conftest import NOW, TEST_ACTOR, make_token, make_user
-from tests.web.api_helpers import error_of
+from tests.helpers import Json, audit_log, bearer, create_service, create_team, error_of
 
 MEMBER = "max@example.com"
 

@@ -1,4 +1,4 @@
-"""Who may do what, through HTTP: each role x each action answers allowed or 403 (401 for nobody).
+"""Who may do what, through HTTP: each role x each action answers the one status its cell of MATRIX names.
 
 Each role signs in with a real browser session (cookie + CSRF header), on SQLite and PostgreSQL. The
 organisation: team `payments` owns the tier-1 service `ledger`, team `web` owns `storefront`.
@@ -137,28 +137,29 @@ def admin_pages(org: Org, role: str) -> Response:
     return response
 
 
-ALLOW, DENY, SIGN_IN = "allowed", "403", "401"
+OK, CREATED, DENY, SIGN_IN, TO_SIGN_IN = "200", "201", "403", "401", "303"
+"""Outcomes: the status each action answers when allowed (200, or 201 where it creates something),
+403 when refused, 401 for nobody on the API, 303 to the sign-in page for nobody on a page."""
 # Rows: actions; columns in ROLES order: admin, team_owner, team_member, other_team, viewer, anonymous.
 MATRIX: dict[str, tuple[Callable[[Org, str], Response], list[str]]] = {
-    "read": (read, [ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, SIGN_IN]),
+    "read": (read, [OK, OK, OK, OK, OK, SIGN_IN]),
     # a team's members edit its services; admins edit all; viewers only read
-    "edit own team's service": (edit_own_team_service, [ALLOW, ALLOW, ALLOW, DENY, DENY, SIGN_IN]),
-    "edit other team's service": (edit_other_team_service, [ALLOW, DENY, DENY, ALLOW, DENY, SIGN_IN]),
-    "deploy": (deploy, [ALLOW, ALLOW, ALLOW, DENY, DENY, SIGN_IN]),
+    "edit own team's service": (edit_own_team_service, [OK, OK, OK, DENY, DENY, SIGN_IN]),
+    "edit other team's service": (edit_other_team_service, [OK, DENY, DENY, OK, DENY, SIGN_IN]),
+    "deploy": (deploy, [CREATED, CREATED, CREATED, DENY, DENY, SIGN_IN]),
     # the two-person rule holds for admins too: nobody approves their own request
     "approve own deploy": (approve_own_deploy, [DENY, DENY, DENY, DENY, DENY, SIGN_IN]),
     "approve someone else's deploy": (
         approve_someone_elses_deploy,
-        [ALLOW, ALLOW, ALLOW, DENY, DENY, SIGN_IN],
+        [OK, OK, OK, DENY, DENY, SIGN_IN],
     ),
-    "manage own tokens": (manage_tokens, [ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, SIGN_IN]),
-    "admin pages": (admin_pages, [ALLOW, DENY, DENY, DENY, DENY, "303"]),
+    "manage own tokens": (manage_tokens, [CREATED, CREATED, CREATED, CREATED, CREATED, SIGN_IN]),
+    "admin pages": (admin_pages, [OK, DENY, DENY, DENY, DENY, TO_SIGN_IN]),
 }
 
 
 def _outcome(response: Response) -> str:
-    if response.status_code in {200, 201}:
-        return ALLOW
+    """The status answered; a 403 from the API must also carry the code `access.forbidden`."""
     if response.status_code == 403 and response.headers["content-type"] == "application/json":
         assert response.json()["error"]["code"] == "access.forbidden", response.text
     return str(response.status_code)

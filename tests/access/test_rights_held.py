@@ -22,11 +22,9 @@ from quarterdeck.access.schemas import GlobalRole
 from quarterdeck.app import create_app
 from quarterdeck.clock import FrozenClock
 from quarterdeck.config import Settings
-from tests.access.helpers import audit_log, bearer, create_service, create_team
 from tests.conftest import make_token, make_user, session_client
-from tests.web.api_helpers import error_of
+from tests.helpers import Json, audit_log, bearer, create_service, create_team, error_of
 
-Json = dict[str, Any]
 ALICE, BOB, CAROL = "alice@shop.example", "bob@shop.example", "carol@shop.example"
 
 

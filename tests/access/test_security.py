@@ -17,20 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from quarterdeck.access.schemas import GlobalRole
 from quarterdeck.catalog.models import Service
 from quarterdeck.clock import FrozenClock
-from tests.access.helpers import (
-    PASSWORD,
-    Json,
-    SharedApp,
-    audit_log,
-    bearer,
-    cheap_passwords,
-    create_service,
-    create_team,
-    shared_app,
-    sign_in,
-)
+from tests.access.helpers import PASSWORD, SharedApp, cheap_passwords, shared_app, sign_in
 from tests.conftest import make_token, make_user
-from tests.web.api_helpers import error_of
+from tests.helpers import Json, audit_log, bearer, create_service, create_team, error_of
 
 ADMIN_PERSON = "ada@example.com"
 SERVICES: dict[str, Json] = {

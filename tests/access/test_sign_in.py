@@ -4,7 +4,6 @@ sign-out, expiry, switched-off users and open redirects. Runs on SQLite and Post
 
 from __future__ import annotations
 
-import hashlib
 import html
 import re
 from collections.abc import Iterator
@@ -37,11 +36,12 @@ from tests.access.helpers import (
     post_login,
     session_csrf,
     set_cookie,
+    sha256,
     shared_app,
     sign_in,
 )
 from tests.conftest import NOW, make_user
-from tests.web.api_helpers import error_of
+from tests.helpers import error_of
 
 EMAIL = "olga@example.com"
 WRONG_LOGIN = "Wrong e-mail or password."
@@ -72,10 +72,6 @@ def login_error(page: str) -> str | None:
 def web_sessions(sessions: sessionmaker[Session]) -> list[WebSession]:
     with sessions() as session:
         return list(session.scalars(select(WebSession).order_by(WebSession.id)))
-
-
-def sha256(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

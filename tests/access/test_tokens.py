@@ -4,7 +4,6 @@ may manage whose. Runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,21 +20,9 @@ from quarterdeck.cli import app as cli_app
 from quarterdeck.clock import FrozenClock
 from quarterdeck.db import Base
 from quarterdeck.errors import Invalid
-from tests.access.helpers import (
-    PASSWORD,
-    Json,
-    SharedApp,
-    audit_log,
-    bearer,
-    cheap_passwords,
-    create_service,
-    create_team,
-    me,
-    shared_app,
-    sign_in,
-)
+from tests.access.helpers import PASSWORD, SharedApp, cheap_passwords, me, sha256, shared_app, sign_in
 from tests.conftest import ADMIN_EMAIL, NOW, make_token, make_user
-from tests.web.api_helpers import error_of
+from tests.helpers import Json, audit_log, bearer, create_service, create_team, error_of
 
 MEMBER = "max@example.com"
 OTHER = "otto@example.com"
@@ -87,10 +74,6 @@ def create(client: TestClient, headers: dict[str, str] | None = None, **body: ob
 def row_of(sessions: sessionmaker[Session], token_id: int) -> ApiToken:
     with sessions() as session:
         return session.get_one(ApiToken, token_id)
-
-
-def sha256(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 # ---------------------------------------------------------------- shown once, stored hashed

@@ -40,6 +40,7 @@ from quarterdeck.clock import FrozenClock
 from quarterdeck.config import Settings
 from quarterdeck.errors import Invalid, NotFound
 from quarterdeck.integrations import git
+from tests.helpers import git as run_git
 
 SAFETY_NET_SECONDS = 20
 MEMORY_CEILING = 200 * 1024 * 1024
@@ -396,20 +397,6 @@ def test_location_glob_inside_the_tree_still_matches(
 
 
 # ---------------------------------------------------------------- git sources
-
-
-def run_git(repo: Path, *args: str) -> str:
-    command = [
-        "git",
-        "-c",
-        "user.name=Test",
-        "-c",
-        "user.email=test@example.com",
-        "-c",
-        "commit.gpgsign=false",
-    ]
-    done = subprocess.run([*command, *args], cwd=repo, check=True, capture_output=True, text=True)
-    return done.stdout.strip()
 
 
 def test_git_checkout_with_symlinks_out_of_it(

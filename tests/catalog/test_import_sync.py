@@ -6,7 +6,6 @@ imports it with import_source, edits it, and imports it again.
 
 from __future__ import annotations
 
-import subprocess
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from quarterdeck.clock import FrozenClock
 from quarterdeck.config import Settings
 from quarterdeck.errors import NotFound
 from tests.conftest import TEST_ACTOR
+from tests.helpers import git
 
 TEAM = """\
 apiVersion: quarterdeck/v1
@@ -527,20 +527,6 @@ def test_duplicate_within_one_source_is_refused_and_the_first_kept(
 
 
 # ---------------------------------------------------------------- git sources
-
-
-def git(repo: Path, *args: str) -> str:
-    command = [
-        "git",
-        "-c",
-        "user.name=Test",
-        "-c",
-        "user.email=test@example.com",
-        "-c",
-        "commit.gpgsign=false",
-    ]
-    done = subprocess.run([*command, *args], cwd=repo, check=True, capture_output=True, text=True)
-    return done.stdout.strip()
 
 
 @pytest.fixture

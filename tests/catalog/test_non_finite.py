@@ -21,7 +21,7 @@ from quarterdeck.catalog.importer import import_source
 from quarterdeck.clock import FrozenClock
 from quarterdeck.config import Settings
 from quarterdeck.errors import NotFound
-from tests.web.api_helpers import error_of
+from tests.helpers import error_of
 
 API = "/api/v1/services"
 TEAM = {"slug": "payments-team", "name": "Payments"}

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from quarterdeck.access import audit
 from quarterdeck.access.schemas import AuditEntryOut
+from tests.helpers import Json
 
-Json = dict[str, Any]
 SEARCH_TERMS = ["svc", "load", "hot", "team", "service 1", "svc-0", "svc-2"]
 
 

@@ -19,13 +19,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from quarterdeck.access import audit
-from quarterdeck.access import service as access
 from quarterdeck.clock import FrozenClock
-from quarterdeck.db import transaction
 from quarterdeck.deploys.models import Deploy, Release
-from tests.conftest import NOW, TEST_ACTOR
+from tests.conftest import NOW, make_token
+from tests.helpers import Json, bearer, create_service, create_team
 
-Json = dict[str, Any]
 TEAM = "shop"
 SERVICE = "checkout"
 IMAGE = "registry.example.com/shop/checkout"
@@ -62,34 +60,12 @@ def put_environments(
         assert response.status_code == 200, response.text
 
 
-def create_team(client: TestClient, slug: str = TEAM) -> None:
-    response = client.post("/api/v1/teams", json={"slug": slug, "name": slug.title()})
-    assert response.status_code == 201, response.text
-
-
-def create_service(
-    client: TestClient,
-    slug: str = SERVICE,
-    *,
-    owner: str = TEAM,
-    tier: int = 1,
-    image: str | None = IMAGE,
-    **fields: Any,
-) -> Json:
-    body: Json = {"slug": slug, "owner": owner, "tier": tier, **fields}
-    if image is not None:
-        body["image"] = image
-    response = client.post("/api/v1/services", json=body)
-    assert response.status_code == 201, response.text
-    created: Json = response.json()
-    return created
-
-
 def shop(client: TestClient, *, image: str | None = IMAGE, **fields: Any) -> None:
-    """Staging and production, team `shop`, and its tier-1 service `checkout`."""
+    """Staging and production, team `shop`, and its tier-1 service `checkout` (built as `image`; None
+    for no image)."""
     put_environments(client)
-    create_team(client)
-    create_service(client, image=image, **fields)
+    create_team(client, TEAM)
+    create_service(client, SERVICE, TEAM, tier=1, **({} if image is None else {"image": image}), **fields)
 
 
 def report(
@@ -156,35 +132,6 @@ def audit_actions(sessions: sessionmaker[Session], deploy_id: int) -> list[str]:
     with sessions() as session:
         entries = audit.entries_for(session, target=("deploy", str(deploy_id)))
     return [entry.action for entry in reversed(entries)]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def issue_token(
-    sessions: sessionmaker[Session],
-    clock: FrozenClock,
-    name: str,
-    *,
-    scopes: list[str],
-    user: str | None = None,
-    team: str | None = None,
-) -> str:
-    """A token with a name of our choosing (deploys record `token:<name>` as who reported them):
-    a personal one when `user` is given, else a service token, for `team` or for every team."""
-    with transaction(sessions) as session:
-        created = access.create_token(
-            session,
-            TEST_ACTOR,
-            name=name,
-            scopes=scopes,
-            user=user,
-            service=user is None,
-            team=team,
-            at=clock.now(),
-        )
-        return created.token
 
 
 # ---------------------------------------------------------------- reading pages
@@ -276,6 +223,6 @@ def reporter(
     app: FastAPI, sessions: sessionmaker[Session], clock: FrozenClock, name: str = "ci-shop", team: str = TEAM
 ) -> Iterator[TestClient]:
     """A client for CI: a service token with scope `deploy` for `team`, reporting as `token:<name>`."""
-    token = issue_token(sessions, clock, name, scopes=["deploy"], team=team)
+    token = make_token(sessions, clock, user=None, scopes=["deploy"], team=team, name=name)
     with TestClient(app, headers=bearer(token)) as client:
         yield client

@@ -23,8 +23,8 @@ from quarterdeck.catalog.importer import import_source
 from quarterdeck.cli import app as cli
 from quarterdeck.clock import FrozenClock
 from quarterdeck.config import Settings
-from tests.conftest import ROOT
-from tests.deploys.helpers import count_rows, issue_token
+from tests.conftest import ROOT, make_token
+from tests.deploys.helpers import count_rows
 from tests.pg_cluster import free_port
 
 EXAMPLES = ROOT / "examples"
@@ -299,7 +299,7 @@ def portal(settings: Settings, shop_catalog: None) -> Iterator[str]:
 def test_report_to_the_api_with_a_token(
     run: Run, portal: str, sessions: sessionmaker[Session], clock: FrozenClock
 ) -> None:
-    token = issue_token(sessions, clock, "ci-shop", scopes=["deploy"], team="shop")
+    token = make_token(sessions, clock, user=None, scopes=["deploy"], team="shop", name="ci-shop")
     args = ("deploys", "report", "--service", "checkout", "--environment", "staging", "--version", "2.0.0")
 
     answer = json_of(run(*args, "--id", "gh-99", "--api", portal, "--token", token, "--json"))

@@ -21,16 +21,13 @@ from quarterdeck.app import create_app
 from quarterdeck.clock import FrozenClock
 from quarterdeck.config import Settings
 from quarterdeck.errors import Invalid
-from tests.conftest import make_user
+from tests.conftest import make_token, make_user
 from tests.deploys.helpers import (
     COMMITS,
     IMAGE,
-    Json,
+    TEAM,
     Node,
-    bearer,
     cells,
-    create_service,
-    issue_token,
     parse_html,
     post,
     put_environments,
@@ -38,6 +35,7 @@ from tests.deploys.helpers import (
     reporter,
     shop,
 )
+from tests.helpers import Json, bearer, create_service
 from tests.pg_cluster import free_port
 
 LINK_TEMPLATES = {
@@ -142,7 +140,7 @@ def test_link_templates_encode_the_service_name(admin: TestClient) -> None:
     """A namespaced service's slash cannot change the link's shape."""
     put_environments(admin)
     admin.post("/api/v1/teams", json={"slug": "shop", "name": "Shop"})
-    create_service(admin, "web/checkout", image=None)
+    create_service(admin, "web/checkout", TEAM, tier=1)
 
     doc = page(admin, "/services/web/checkout/deploys")
 
@@ -246,7 +244,7 @@ def test_a_deploy_page_shows_its_timeline(ci: TestClient, clock: FrozenClock) ->
 
 def test_a_gitlab_repo_gets_gitlab_s_compare_link(ci: TestClient, admin: TestClient) -> None:
     links = [{"kind": "source", "url": "https://gitlab.example.com/shop/cart.git"}]
-    create_service(admin, "cart", image=None, links=links)
+    create_service(admin, "cart", TEAM, tier=1, links=links)
     post(ci, report("1.0.0", service="cart", started=60, finished=50))
     latest = post(ci, report("1.1.0", service="cart", started=20, finished=10))["deploy"]
 
@@ -265,7 +263,7 @@ def test_an_unknown_deploy_is_a_404_page(ci: TestClient) -> None:
 
 
 def test_the_matrix_page_puts_each_version_in_its_cell(ci: TestClient, admin: TestClient) -> None:
-    create_service(admin, "cart", tier=2, image=None)
+    create_service(admin, "cart", TEAM, tier=2)
     post(ci, [report("1.0.0", "production"), report("2.0.0", "staging", service="cart")])
 
     doc = page(ci, "/environments")
@@ -292,7 +290,7 @@ def test_the_matrix_page_puts_each_version_in_its_cell(ci: TestClient, admin: Te
 
 
 def test_the_feed_page_lists_deploys_of_every_service(ci: TestClient, admin: TestClient) -> None:
-    create_service(admin, "cart", tier=2, image=None)
+    create_service(admin, "cart", TEAM, tier=2)
     post(
         ci,
         [report("1.0.0", "production", started=90, finished=80), report("2.0.0", "staging", service="cart")],
@@ -321,11 +319,11 @@ def test_only_someone_who_may_decide_sees_the_approve_button(
     sessions: sessionmaker[Session],
     clock: FrozenClock,
 ) -> None:
-    create_service(admin, "cart", tier=2, image=None)
+    create_service(admin, "cart", TEAM, tier=2)
     tokens = {"admin": admin_token}
     for name, role in (("alice", GlobalRole.MEMBER), ("bob", GlobalRole.MEMBER), ("vic", GlobalRole.VIEWER)):
         make_user(sessions, clock, f"{name}@example.com", role=role, teams={"shop": "member"})
-        tokens[name] = issue_token(sessions, clock, name, scopes=["deploy"], user=f"{name}@example.com")
+        tokens[name] = make_token(sessions, clock, user=f"{name}@example.com", scopes=["deploy"], name=name)
     ask: Json = {"service": "checkout", "environment": "production", "version": "1.1.0"}
     asked = admin.post("/api/v1/approvals", json=ask, headers=bearer(tokens["alice"]))
     assert asked.status_code == 201, asked.text
@@ -417,8 +415,10 @@ def test_a_team_adds_and_removes_a_graph_from_the_deploys_tab(
 ) -> None:
     make_user(sessions, clock, "alice@example.com", teams={"shop": "member"})
     make_user(sessions, clock, "pat@example.com", teams={"payments": "member"})
-    alice_token = issue_token(sessions, clock, "alice", scopes=["write:catalog"], user="alice@example.com")
-    pat_token = issue_token(sessions, clock, "pat", scopes=["write:catalog"], user="pat@example.com")
+    alice_token = make_token(
+        sessions, clock, user="alice@example.com", scopes=["write:catalog"], name="alice"
+    )
+    pat_token = make_token(sessions, clock, user="pat@example.com", scopes=["write:catalog"], name="pat")
     form = {
         "key": "failures",
         "title": "Failures",

@@ -21,26 +21,22 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from quarterdeck.access.schemas import GlobalRole
 from quarterdeck.clock import FrozenClock
-from tests.conftest import make_user
+from tests.conftest import make_token, make_user
 from tests.deploys.helpers import (
     COMMITS,
     IMAGE,
     SERVICE,
-    Json,
+    TEAM,
     ago,
     audit_actions,
-    bearer,
     count_rows,
-    create_service,
-    create_team,
-    issue_token,
     live_versions,
     post,
     report,
     shop,
     versions_of,
 )
-from tests.web.api_helpers import error_of, problem
+from tests.helpers import Json, bearer, create_service, create_team, error_of, problem
 
 CI_TOKEN = "ci-shop"
 """The name of the deploy token the `ci` client reports with (team shop, scope deploy)."""
@@ -63,7 +59,7 @@ def ci(
 ) -> Iterator[TestClient]:
     """The organisation set up by an admin (`client`), and CI reporting with a team deploy token."""
     shop(client, image=None)
-    token = issue_token(sessions, clock, CI_TOKEN, scopes=["deploy"], team="shop")
+    token = make_token(sessions, clock, user=None, scopes=["deploy"], team="shop", name=CI_TOKEN)
     with TestClient(app_under_test, headers=bearer(token)) as ci_client:
         yield ci_client
 
@@ -286,7 +282,7 @@ def test_a_batch_with_one_bad_report_stores_nothing(
     ci: TestClient, client: TestClient, sessions: sessionmaker[Session]
 ) -> None:
     create_team(client, "payments")
-    create_service(client, "ledger", owner="payments", image=None)
+    create_service(client, "ledger", "payments", tier=1)
 
     for bad, index, status, code in BAD_IN_BATCH:
         batch = [report("1.0.0", "staging"), report("1.1.0", "staging"), report("1.2.0", "staging")]
@@ -423,7 +419,7 @@ def test_who_may_report_a_deploy(
     make_user(sessions, clock, "other@payments.example", teams={"payments": "member"})
     stored = 0
     for n, (user, scopes, team, refusal) in enumerate(REPORTERS):
-        token = issue_token(sessions, clock, f"reporter-{n}", scopes=scopes, user=user, team=team)
+        token = make_token(sessions, clock, user=user, scopes=scopes, team=team, name=f"reporter-{n}")
 
         response = client.post("/api/v1/deploys", json=report(id=f"run-{n}"), headers=bearer(token))
 
@@ -519,7 +515,7 @@ def test_bad_and_unknown_reads_are_refused(ci: TestClient) -> None:
 
 
 def test_the_feed_spans_every_service(ci: TestClient, client: TestClient) -> None:
-    create_service(client, "cart", tier=2, image=None)
+    create_service(client, "cart", TEAM, tier=2)
     post(
         ci,
         [
@@ -633,8 +629,8 @@ def test_the_matrix_has_a_row_per_service_and_a_column_per_environment(
     ci: TestClient, client: TestClient
 ) -> None:
     create_team(client, "payments")
-    create_service(client, "ledger", owner="payments", tier=2, image=None)
-    create_service(client, "cart", tier=3, image=None)
+    create_service(client, "ledger", "payments", tier=2)
+    create_service(client, "cart", TEAM, tier=3)
     post(ci, [report("1.0.0", "staging"), report("1.1.0", "staging", started=30, finished=20)])
     post(ci, report("2.0.0", "production", service="cart"))
     post(ci, report("1.0.0", "production"))
@@ -685,7 +681,7 @@ def people(
 ) -> Iterator[dict[str, TestClient]]:
     """Clients of two shop members, a shop viewer and a payments member, each with a deploy token."""
     shop(client, image=None)
-    create_service(client, "cart", tier=2, image=None)
+    create_service(client, "cart", TEAM, tier=2)
     roles = {
         "alice": (GlobalRole.MEMBER, "shop"),
         "bob": (GlobalRole.MEMBER, "shop"),
@@ -697,7 +693,7 @@ def people(
         for name, (role, team) in roles.items():
             email = f"{name}@example.com"
             make_user(sessions, clock, email, role=role, teams={team: "member"})
-            token = issue_token(sessions, clock, f"{name}-laptop", scopes=["deploy"], user=email)
+            token = make_token(sessions, clock, user=email, scopes=["deploy"], name=f"{name}-laptop")
             clients[name] = stack.enter_context(TestClient(app_under_test, headers=bearer(token)))
         yield clients
 

@@ -13,18 +13,13 @@ overrides the `app_settings` fixture.
 from __future__ import annotations
 
 import re
-import shutil
 import threading
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-import psycopg
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, StorageState, ViewportSize, expect, sync_playwright
@@ -36,7 +31,8 @@ from quarterdeck.catalog.importer import import_source
 from quarterdeck.clock import FrozenClock, SystemClock
 from quarterdeck.config import Settings
 from quarterdeck.db import make_engine, make_sessionmaker
-from tests.conftest import ROOT, make_user
+from tests.conftest import ROOT, fresh_database, make_user
+from tests.helpers import wait_until_serving
 from tests.pg_cluster import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -112,51 +108,34 @@ def app_settings() -> AppSettings:
     return lambda base_url: {}
 
 
-def _database(request: pytest.FixtureRequest, folder: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{shutil.copy(request.getfixturevalue('sqlite_template'), folder / 'qd.db')}"
-    server: str = request.getfixturevalue("postgres_server")
-    template: str = request.getfixturevalue("postgres_template")
-    name = "qd_e2e_" + uuid.uuid4().hex[:8]
-    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    return f"postgresql+psycopg://{server.split('://', 1)[1]}/{name}"
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def live_app(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, app_settings: AppSettings
 ) -> Iterator[LiveApp]:
     """The example organisation served over HTTP, on each database in turn."""
     folder = tmp_path_factory.mktemp("e2e")
-    url = _database(request, folder)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    settings = Settings(database_url=url, git_cache_dir=folder / "git", base_url=base, **app_settings(base))
-    engine = make_engine(url)
-    sessions = make_sessionmaker(engine)
-    report = import_source(sessions, str(ROOT / "examples"), settings=settings, clock=SystemClock())
-    assert report.errors == []
-    make_user(sessions, WallClock(), MEMBER_EMAIL, role=GlobalRole.MEMBER, password=PASSWORD)
-    app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server_ = uvicorn.Server(config)
-    thread = threading.Thread(target=server_.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(base + "/api/v1/openapi.json", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield LiveApp(url=base, sessions=sessions)
-    server_.should_exit = True
-    thread.join(timeout=10)
-    app.state.runtime.close()
-    engine.dispose()
+    with fresh_database(request, request.param, folder) as url:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        settings = Settings(
+            database_url=url, git_cache_dir=folder / "git", base_url=base, **app_settings(base)
+        )
+        engine = make_engine(url)
+        sessions = make_sessionmaker(engine)
+        report = import_source(sessions, str(ROOT / "examples"), settings=settings, clock=SystemClock())
+        assert report.errors == []
+        make_user(sessions, WallClock(), MEMBER_EMAIL, role=GlobalRole.MEMBER, password=PASSWORD)
+        app = create_app(settings)
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        server_ = uvicorn.Server(config)
+        thread = threading.Thread(target=server_.run, daemon=True)
+        thread.start()
+        wait_until_serving(base, timeout=20)
+        yield LiveApp(url=base, sessions=sessions)
+        server_.should_exit = True
+        thread.join(timeout=10)
+        app.state.runtime.close()
+        engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -16,17 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from quarterdeck.app import create_app
 from quarterdeck.clock import FrozenClock
 from quarterdeck.config import Settings
-from tests.deploys.helpers import (
-    Json,
-    bearer,
-    cells,
-    parse_html,
-    post,
-    put_environments,
-    report,
-    reporter,
-    shop,
-)
+from tests.deploys.helpers import cells, parse_html, post, put_environments, report, reporter, shop
+from tests.helpers import Json, bearer
 from tests.registry_server import push_image, registry_installed, registry_server
 
 REPOSITORY = "shop/checkout"

@@ -20,13 +20,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from quarterdeck.app import create_app
 from quarterdeck.clock import FrozenClock, SystemClock
 from quarterdeck.config import Settings
-from tests.conftest import make_user
-from tests.deploys.helpers import Json, bearer, issue_token, parse_html, shop
+from tests.conftest import make_token, make_user
+from tests.deploys.helpers import SERVICE, parse_html, shop
+from tests.helpers import Json, bearer, error_of
 from tests.pg_cluster import free_port
 from tests.prometheus_server import metrics_exporter, prometheus_server, wait_for_series
-from tests.web.api_helpers import error_of
 
-SERVICE = "checkout"
 DEFAULT_PANELS = ["request_rate", "error_ratio", "latency_p50", "latency_p99"]
 FAILURES = 'sum(rate(http_requests_total{service="{{service}}",code="500"}[{{range}}]))'
 
@@ -110,8 +109,10 @@ def test_a_team_panel_is_drawn_with_the_service_label(
 ) -> None:
     make_user(sessions, clock, "alice@example.com", teams={"shop": "member"})
     make_user(sessions, clock, "pat@example.com", teams={"payments": "member"})
-    alice = bearer(issue_token(sessions, clock, "alice", scopes=["write:catalog"], user="alice@example.com"))
-    pat = bearer(issue_token(sessions, clock, "pat", scopes=["write:catalog"], user="pat@example.com"))
+    alice = bearer(
+        make_token(sessions, clock, user="alice@example.com", scopes=["write:catalog"], name="alice")
+    )
+    pat = bearer(make_token(sessions, clock, user="pat@example.com", scopes=["write:catalog"], name="pat"))
     panel = {"key": "failures", "title": "Failures", "unit": "req/s", "query": FAILURES}
     url = f"/api/v1/services/{SERVICE}/panels"
 

@@ -25,6 +25,7 @@ from quarterdeck.integrations.oci_registry import (
     RegistryClient,
     parse_image_ref,
 )
+from tests.conftest import NOW
 from tests.pg_cluster import free_port
 from tests.registry_server import (
     BASIC_PASSWORD,
@@ -39,7 +40,6 @@ from tests.registry_server import (
     registry_server,
 )
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SHA = "sha256:" + "0123456789abcdef" * 4
 OLD = "2024-01-02T03:04:05Z"
 NEW = "2024-03-04T05:06:07.123456789Z"

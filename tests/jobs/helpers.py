@@ -135,11 +135,3 @@ def worker_process(
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
-
-
-def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)

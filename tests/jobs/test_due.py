@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from quarterdeck.clock import SystemClock
 from quarterdeck.db import transaction
 from quarterdeck.jobs import store
-from tests.jobs.helpers import job_row, wait_until, worker_process
+from tests.helpers import wait_until
+from tests.jobs.helpers import job_row, worker_process
 
 
 def enqueue_due_in(writers: sessionmaker[Session], seconds: float) -> int:

@@ -26,8 +26,9 @@ from quarterdeck.clock import SystemClock
 from quarterdeck.db import make_engine, transaction
 from quarterdeck.jobs import store
 from quarterdeck.jobs.models import Job, JobEvent
+from tests.helpers import wait_until
 from tests.jobs.effects import EFFECTS_TABLE, EFFECTS_URL, WORK_MS
-from tests.jobs.helpers import wait_until, worker_process
+from tests.jobs.helpers import worker_process
 
 JOBS = 2000
 TIMEOUT = 60.0

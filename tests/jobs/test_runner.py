@@ -16,7 +16,8 @@ from quarterdeck.db import transaction
 from quarterdeck.jobs import service, store
 from quarterdeck.jobs.registry import JobContext, JobRegistry, PermanentFailure, RetryLater
 from quarterdeck.jobs.runner import Outcome, Worker
-from tests.jobs.helpers import add_job, count_jobs, follow_up, job_row, moves, registry_of, wait_until
+from tests.helpers import wait_until
+from tests.jobs.helpers import add_job, count_jobs, follow_up, job_row, moves, registry_of
 
 
 def worker_for(

@@ -13,9 +13,8 @@ from quarterdeck import jobs
 from quarterdeck.clock import FrozenClock
 from quarterdeck.db import transaction
 from quarterdeck.jobs import store
-from tests.access.helpers import audit_log
 from tests.conftest import make_user, session_client
-from tests.web.api_helpers import error_of
+from tests.helpers import audit_log, error_of
 
 
 def _enqueue(sessions: sessionmaker[Session], clock: FrozenClock, kind: str, *, in_minutes: float = 0) -> int:

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from tests.web.api_helpers import error_of, problem, team_brief
-
-Json = dict[str, Any]
+from tests.helpers import Json, error_of, posted, problem, team_brief
 
 
 @dataclass(frozen=True)
@@ -123,13 +120,6 @@ each_entity = pytest.mark.parametrize("entity", ENTITIES, ids=[e.plural for e in
 # ---------------------------------------------------------------- helpers
 
 
-def post(client: TestClient, url: str, body: Json) -> Json:
-    response = client.post(url, json=body)
-    assert response.status_code == 201, response.text
-    created: Json = response.json()
-    return created
-
-
 def get(client: TestClient, url: str) -> Json:
     response = client.get(url)
     assert response.status_code == 200, response.text
@@ -138,7 +128,7 @@ def get(client: TestClient, url: str) -> Json:
 
 
 def create(client: TestClient, entity: Entity, body: Json | None = None) -> Json:
-    return post(client, entity.url, entity.first if body is None else body)
+    return posted(client, entity.url, entity.first if body is None else body)
 
 
 def keys_of(response: Response) -> list[str]:
@@ -368,12 +358,12 @@ def test_bad_requests_are_refused_and_change_nothing(client: TestClient, entity:
 
 
 def test_team_resolves_parent_children_members_and_services(client: TestClient) -> None:
-    post(client, "/api/v1/teams", {"slug": "commerce", "name": "Commerce"})
-    post(client, "/api/v1/people", {"email": "ada@example.com", "name": "Ada Lovelace", "handle": "ada"})
-    post(
+    posted(client, "/api/v1/teams", {"slug": "commerce", "name": "Commerce"})
+    posted(client, "/api/v1/people", {"email": "ada@example.com", "name": "Ada Lovelace", "handle": "ada"})
+    posted(
         client, "/api/v1/people", {"email": "cy@example.com", "name": "Cy Young", "teams": ["payments-team"]}
     )
-    post(
+    posted(
         client,
         "/api/v1/teams",
         {
@@ -389,8 +379,8 @@ def test_team_resolves_parent_children_members_and_services(client: TestClient) 
             ],
         },
     )
-    post(client, "/api/v1/teams", {"slug": "orphans", "name": "Orphans", "parent": "ghost-org"})
-    post(client, "/api/v1/services", {"slug": "payments-api", "owner": "payments-team", "tier": 1})
+    posted(client, "/api/v1/teams", {"slug": "orphans", "name": "Orphans", "parent": "ghost-org"})
+    posted(client, "/api/v1/services", {"slug": "payments-api", "owner": "payments-team", "tier": 1})
 
     payments = get(client, "/api/v1/teams/payments-team")
     commerce = get(client, "/api/v1/teams/commerce")
@@ -433,7 +423,9 @@ def test_team_resolves_parent_children_members_and_services(client: TestClient) 
 
 def test_team_patch_keeps_members_and_put_replaces_them(client: TestClient) -> None:
     members = [{"person": "ada", "role": "lead"}, {"person": "bob", "role": "member"}]
-    created = post(client, "/api/v1/teams", {"slug": "payments-team", "name": "Payments", "members": members})
+    created = posted(
+        client, "/api/v1/teams", {"slug": "payments-team", "name": "Payments", "members": members}
+    )
     assert [(m["role"], m["ref"]) for m in created["members"]] == [("lead", "ada"), ("member", "bob")]
 
     patched = client.patch("/api/v1/teams/payments-team", json={"description": "Payments."})
@@ -450,7 +442,7 @@ def test_team_patch_keeps_members_and_put_replaces_them(client: TestClient) -> N
 
 
 def test_person_is_found_by_handle_email_and_id(client: TestClient) -> None:
-    created = post(client, "/api/v1/people", {"email": "Ada.Lovelace@Example.com", "name": "Ada Lovelace"})
+    created = posted(client, "/api/v1/people", {"email": "Ada.Lovelace@Example.com", "name": "Ada Lovelace"})
 
     assert (created["slug"], created["email"]) == ("ada.lovelace", "ada.lovelace@example.com")
     for key in ["ada.lovelace", "ada.lovelace@example.com", "ADA.Lovelace@EXAMPLE.com", "1"]:
@@ -468,7 +460,7 @@ def test_person_is_found_by_handle_email_and_id(client: TestClient) -> None:
     assert client.get("/api/v1/people").json()["total"] == 0
 
     # Someone imported from Backstage may have a handle and no e-mail; the API takes them too.
-    no_email = post(client, "/api/v1/people", {"name": "Grace Hopper", "handle": "grace"})
+    no_email = posted(client, "/api/v1/people", {"name": "Grace Hopper", "handle": "grace"})
     assert (no_email["slug"], no_email["email"], get(client, "/api/v1/people/grace")) == (
         "grace",
         None,
@@ -477,9 +469,11 @@ def test_person_is_found_by_handle_email_and_id(client: TestClient) -> None:
 
 
 def test_person_shows_teams_and_the_services_they_are_a_contact_for(client: TestClient) -> None:
-    post(client, "/api/v1/teams", {"slug": "payments-team", "name": "Payments", "chat": "#payments"})
-    post(client, "/api/v1/teams", {"slug": "ops", "name": "Ops", "members": [{"person": "ada@example.com"}]})
-    post(
+    posted(client, "/api/v1/teams", {"slug": "payments-team", "name": "Payments", "chat": "#payments"})
+    posted(
+        client, "/api/v1/teams", {"slug": "ops", "name": "Ops", "members": [{"person": "ada@example.com"}]}
+    )
+    posted(
         client,
         "/api/v1/services",
         {
@@ -490,7 +484,7 @@ def test_person_shows_teams_and_the_services_they_are_a_contact_for(client: Test
         },
     )
 
-    person = post(
+    person = posted(
         client,
         "/api/v1/people",
         {"email": "ada@example.com", "name": "Ada Lovelace", "teams": ["payments-team", "ghost-team"]},
@@ -512,8 +506,8 @@ def test_person_shows_teams_and_the_services_they_are_a_contact_for(client: Test
 
 
 def test_person_patch_keeps_the_teams_they_belong_to(client: TestClient) -> None:
-    post(client, "/api/v1/teams", {"slug": "payments-team", "name": "Payments"})
-    created = post(
+    posted(client, "/api/v1/teams", {"slug": "payments-team", "name": "Payments"})
+    created = posted(
         client,
         "/api/v1/people",
         {"email": "ada@example.com", "name": "Ada Lovelace", "teams": ["payments-team"]},
@@ -530,7 +524,7 @@ def test_person_patch_keeps_the_teams_they_belong_to(client: TestClient) -> None
 
 
 def test_person_whose_handle_is_all_digits_can_be_created_listed_and_read(client: TestClient) -> None:
-    ada = post(client, "/api/v1/people", {"email": "ada@example.com", "name": "Ada Lovelace"})
+    ada = posted(client, "/api/v1/people", {"email": "ada@example.com", "name": "Ada Lovelace"})
     # The handle defaults to the e-mail's local part, and "1" is a valid slug; Ada's id is 1.
     response = client.post("/api/v1/people", json={"email": "1@example.com", "name": "Numbered Person"})
 
@@ -546,12 +540,14 @@ def test_person_whose_handle_is_all_digits_can_be_created_listed_and_read(client
 
 
 def test_system_resolves_owner_domain_subsystems_and_services(client: TestClient) -> None:
-    post(client, "/api/v1/teams", {"slug": "payments-team", "name": "Payments"})
-    post(client, "/api/v1/systems", {"slug": "commerce", "title": "Commerce"})
-    post(client, "/api/v1/systems", SYSTEM.first)
-    post(client, "/api/v1/systems", {"slug": "loose", "owner": "ghost-team", "domain": "nowhere"})
-    post(client, "/api/v1/services", {"slug": "payments-api", "owner": "payments-team", "system": "payments"})
-    post(client, "/api/v1/services", {"slug": "ledger", "owner": "payments-team", "system": "payments"})
+    posted(client, "/api/v1/teams", {"slug": "payments-team", "name": "Payments"})
+    posted(client, "/api/v1/systems", {"slug": "commerce", "title": "Commerce"})
+    posted(client, "/api/v1/systems", SYSTEM.first)
+    posted(client, "/api/v1/systems", {"slug": "loose", "owner": "ghost-team", "domain": "nowhere"})
+    posted(
+        client, "/api/v1/services", {"slug": "payments-api", "owner": "payments-team", "system": "payments"}
+    )
+    posted(client, "/api/v1/services", {"slug": "ledger", "owner": "payments-team", "system": "payments"})
 
     payments = get(client, "/api/v1/systems/payments")
     commerce = get(client, "/api/v1/systems/commerce")

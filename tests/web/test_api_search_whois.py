@@ -13,23 +13,16 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from httpx import Response
 
 from quarterdeck.app import create_app
 from quarterdeck.catalog.api import public_router, router
 from quarterdeck.config import Settings
-
-Json = dict[str, Any]
-
-
-def post(client: TestClient, url: str, body: Json) -> None:
-    response = client.post(url, json=body)
-    assert response.status_code == 201, response.text
+from tests.helpers import Json, posted, problem
 
 
 def build_org(client: TestClient) -> None:
     """Two teams, three people, three services and a system."""
-    post(
+    posted(
         client,
         "/api/v1/teams",
         {
@@ -40,15 +33,15 @@ def build_org(client: TestClient) -> None:
             "members": [{"person": "bob@example.com"}, {"person": "ada", "role": "lead"}],
         },
     )
-    post(client, "/api/v1/teams", {"slug": "shop-team", "name": "Shop", "chat": "#shop"})
-    post(
+    posted(client, "/api/v1/teams", {"slug": "shop-team", "name": "Shop", "chat": "#shop"})
+    posted(
         client,
         "/api/v1/people",
         {"email": "ada@example.com", "name": "Ada Lovelace", "chat": "@ada", "title": "Staff Engineer"},
     )
-    post(client, "/api/v1/people", {"email": "bob@example.com", "name": "Bob Stone"})
-    post(client, "/api/v1/people", {"email": "cy@example.com", "name": "Cy Young", "teams": ["shop-team"]})
-    post(
+    posted(client, "/api/v1/people", {"email": "bob@example.com", "name": "Bob Stone"})
+    posted(client, "/api/v1/people", {"email": "cy@example.com", "name": "Cy Young", "teams": ["shop-team"]})
+    posted(
         client,
         "/api/v1/services",
         {
@@ -64,7 +57,7 @@ def build_org(client: TestClient) -> None:
             ],
         },
     )
-    post(
+    posted(
         client,
         "/api/v1/services",
         {
@@ -75,7 +68,7 @@ def build_org(client: TestClient) -> None:
             "tier": 2,
         },
     )
-    post(
+    posted(
         client,
         "/api/v1/services",
         {
@@ -86,7 +79,7 @@ def build_org(client: TestClient) -> None:
             "contacts": [{"role": "tech-lead", "person": "cy"}],
         },
     )
-    post(client, "/api/v1/systems", {"slug": "payments", "title": "Payments", "owner": "payments-team"})
+    posted(client, "/api/v1/systems", {"slug": "payments", "title": "Payments", "owner": "payments-team"})
 
 
 def search(client: TestClient, **params: Any) -> list[Json]:
@@ -98,16 +91,6 @@ def search(client: TestClient, **params: Any) -> list[Json]:
 
 def found(hits: list[Json]) -> list[tuple[str, str]]:
     return [(hit["type"], hit["slug"]) for hit in hits]
-
-
-def problem(response: Response) -> tuple[int, str | None, list[str]]:
-    """(status, error code, fields named) of an answer, to compare many bad requests at once."""
-    if response.headers.get("content-type") != "application/json" or "error" not in response.json():
-        return response.status_code, None, []
-    error = response.json()["error"]
-    assert sorted(error) == ["code", "details", "message"], error
-    details = error["details"] if isinstance(error["details"], list) else []
-    return response.status_code, error["code"], [detail["field"] for detail in details]
 
 
 def whois(client: TestClient, name: str) -> Json:
@@ -273,7 +256,7 @@ def test_whois_a_service_names_its_team_contacts_channels_and_emails(client: Tes
         "services": [],
     }
 
-    post(client, "/api/v1/services", {"slug": "ledger", "title": "Ledger", "owner": "ghost-team"})
+    posted(client, "/api/v1/services", {"slug": "ledger", "title": "Ledger", "owner": "ghost-team"})
     orphan = whois(client, "ledger")
     assert (
         orphan["type"],
@@ -386,9 +369,9 @@ def test_whois_an_unknown_name_answers_404(client: TestClient) -> None:
 
 
 def test_whois_does_not_give_up_when_the_best_search_hit_is_a_system(client: TestClient) -> None:
-    post(client, "/api/v1/teams", {"slug": "money-team", "name": "Money", "chat": "#money"})
-    post(client, "/api/v1/systems", {"slug": "billing", "title": "Billing", "owner": "money-team"})
-    post(client, "/api/v1/services", {"slug": "billing-api", "title": "Billing API", "owner": "money-team"})
+    posted(client, "/api/v1/teams", {"slug": "money-team", "name": "Money", "chat": "#money"})
+    posted(client, "/api/v1/systems", {"slug": "billing", "title": "Billing", "owner": "money-team"})
+    posted(client, "/api/v1/services", {"slug": "billing-api", "title": "Billing API", "owner": "money-team"})
 
     response = client.get("/api/v1/whois/billing")
 

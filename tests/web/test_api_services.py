@@ -12,28 +12,15 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from tests.web.api_helpers import error_of, problem, team_brief
+from tests.helpers import Json, create_service, create_team, error_of, problem, team_brief
 
-Json = dict[str, Any]
 API = "/api/v1/services"
 NOW = "2026-11-25T12:00:00Z"  # conftest's frozen clock
+OWNER = "payments-team"
+"""The team owning the services a test makes, unless it names another."""
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def create_team(client: TestClient, slug: str = "payments-team", **fields: Any) -> Json:
-    response = client.post("/api/v1/teams", json={"slug": slug, "name": slug.title(), **fields})
-    assert response.status_code == 201, response.text
-    body: Json = response.json()
-    return body
-
-
-def create_service(client: TestClient, slug: str, owner: str = "payments-team", **fields: Any) -> Json:
-    response = client.post(API, json={"slug": slug, "owner": owner, **fields})
-    assert response.status_code == 201, response.text
-    body: Json = response.json()
-    return body
 
 
 def get_service(client: TestClient, slug: str) -> Json:
@@ -52,7 +39,7 @@ def slugs_of(response: Response) -> list[str]:
 
 
 def test_create_answers_201_with_etag_and_every_field_resolved(client: TestClient) -> None:
-    create_team(client, email="payments@example.com", chat="#payments", name="Payments")
+    create_team(client, OWNER, email="payments@example.com", chat="#payments", name="Payments")
     person = client.post(
         "/api/v1/people",
         json={"email": "ada@example.com", "name": "Ada Lovelace", "chat": "@ada", "title": "Staff Engineer"},
@@ -195,7 +182,7 @@ def test_owner_and_system_not_in_the_catalog_are_unresolved_until_created(client
 
 
 def test_owner_given_as_a_person_or_a_backstage_reference_is_resolved(client: TestClient) -> None:
-    create_team(client, name="Payments")
+    create_team(client, OWNER, name="Payments")
     ada = client.post("/api/v1/people", json={"email": "ada@example.com", "name": "Ada Lovelace"}).json()
     ada_brief = {key: ada[key] for key in ("slug", "name", "email", "chat_handle", "title", "url")}
     team = team_brief("payments-team", "Payments")
@@ -231,7 +218,7 @@ def test_location_of_a_created_service_is_its_api_resource(client: TestClient) -
 
 
 def test_get_answers_etag_and_304_when_if_none_match_matches(client: TestClient) -> None:
-    etag = create_service(client, "payments-api")["etag"]
+    etag = create_service(client, "payments-api", OWNER)["etag"]
 
     plain = client.get(f"{API}/payments-api")
     assert (plain.status_code, plain.headers["etag"]) == (200, etag)
@@ -260,10 +247,11 @@ def test_get_answers_etag_and_304_when_if_none_match_matches(client: TestClient)
 
 def test_list_paginates_in_slug_order_with_total(client: TestClient) -> None:
     for slug in ["ledger", "checkout", "payments-api", "fraud-score"]:
-        create_service(client, slug)
+        create_service(client, slug, OWNER)
     create_service(
         client,
         "audit-log",
+        OWNER,
         title="Audit log",
         description="Who did what.",
         tier=1,
@@ -304,11 +292,12 @@ def test_list_paginates_in_slug_order_with_total(client: TestClient) -> None:
 
 def test_list_filters(client: TestClient) -> None:
     create_service(
-        client, "payments-api", title="Payments API", tier=1, tags=["python", "pci"], system="payments"
+        client, "payments-api", OWNER, title="Payments API", tier=1, tags=["python", "pci"], system="payments"
     )
     create_service(
         client,
         "ledger",
+        OWNER,
         description="Double-entry book of record.",
         tier=2,
         tags=["java"],
@@ -358,9 +347,9 @@ def test_list_filters(client: TestClient) -> None:
 
 
 def test_list_text_filter_takes_like_wildcards_literally(client: TestClient) -> None:
-    create_service(client, "ledger_v2")
-    create_service(client, "ledger-v2")
-    create_service(client, "audit", description="100% of writes")
+    create_service(client, "ledger_v2", OWNER)
+    create_service(client, "ledger-v2", OWNER)
+    create_service(client, "audit", OWNER, description="100% of writes")
 
     found = {q: slugs_of(client.get(API, params={"q": q})) for q in ["_", "%", "ledger_"]}
 
@@ -368,7 +357,7 @@ def test_list_text_filter_takes_like_wildcards_literally(client: TestClient) -> 
 
 
 def test_bad_query_parameters_are_refused_with_the_parameter_named(client: TestClient) -> None:
-    create_service(client, "payments-api")
+    create_service(client, "payments-api", OWNER)
     queries = {
         f"{API}?tier=9": "tier",
         f"{API}?tier=0": "tier",
@@ -402,6 +391,7 @@ def test_replace_sets_every_field_and_resets_the_ones_left_out(client: TestClien
     created = create_service(
         client,
         "payments-api",
+        OWNER,
         title="Payments API",
         tier=1,
         tags=["pci"],
@@ -440,6 +430,7 @@ def test_patch_changes_only_the_fields_it_names(client: TestClient) -> None:
     created = create_service(
         client,
         "payments-api",
+        OWNER,
         title="Payments API",
         description="Takes card payments.",
         tier=1,
@@ -486,7 +477,7 @@ WRITES: dict[str, Json] = {
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH"])
 def test_write_honours_if_match(client: TestClient, method: str) -> None:
-    first = create_service(client, "payments-api", title="Payments v1")
+    first = create_service(client, "payments-api", OWNER, title="Payments v1")
     url = f"{API}/payments-api"
 
     matching = client.request(method, url, json=WRITES[method], headers={"If-Match": first["etag"]})
@@ -516,7 +507,7 @@ def test_write_honours_if_match(client: TestClient, method: str) -> None:
 
 
 def test_slug_cannot_be_changed(client: TestClient) -> None:
-    created = create_service(client, "payments-api")
+    created = create_service(client, "payments-api", OWNER)
     attempts = {
         "PUT": {"slug": "payments-core", "owner": "payments-team"},
         "PATCH": {"slug": "payments-core"},
@@ -544,7 +535,7 @@ def test_slug_cannot_be_changed(client: TestClient) -> None:
 def test_delete_honours_if_match_and_frees_the_slug(
     client: TestClient,
 ) -> None:
-    first = create_service(client, "payments-api", title="Payments API")
+    first = create_service(client, "payments-api", OWNER, title="Payments API")
     second = client.patch(f"{API}/payments-api", json={"tier": 3}).json()
 
     stale = client.delete(f"{API}/payments-api", headers={"If-Match": first["etag"]})
@@ -561,7 +552,7 @@ def test_delete_honours_if_match_and_frees_the_slug(
     assert client.get("/api/v1/search", params={"q": "payments"}).json() == []
 
     again = create_service(
-        client, "payments-api", tags=["pci"], contacts=[{"role": "tech-lead", "person": "ada"}]
+        client, "payments-api", OWNER, tags=["pci"], contacts=[{"role": "tech-lead", "person": "ada"}]
     )
     assert (again["version"], again["title"], again["tier"]) == (1, "payments-api", None)
     assert client.delete(f"{API}/payments-api").status_code == 204  # no If-Match: deleted all the same
@@ -570,7 +561,7 @@ def test_delete_honours_if_match_and_frees_the_slug(
 
 
 def test_unknown_service_answers_404_in_the_error_shape(client: TestClient) -> None:
-    create_service(client, "payments-api")
+    create_service(client, "payments-api", OWNER)
     body = {"slug": "nope", "owner": "payments-team"}
 
     answers = {
@@ -595,7 +586,7 @@ def test_unknown_service_answers_404_in_the_error_shape(client: TestClient) -> N
 
 
 def test_malformed_json_answers_400(client: TestClient) -> None:
-    create_service(client, "payments-api")
+    create_service(client, "payments-api", OWNER)
     broken = b'{"slug": "payments-api", "owner": '
     headers = {"Content-Type": "application/json"}
 
@@ -616,7 +607,7 @@ def test_malformed_json_answers_400(client: TestClient) -> None:
 
 
 def test_unknown_field_is_refused_and_named(client: TestClient) -> None:
-    create_service(client, "payments-api")
+    create_service(client, "payments-api", OWNER)
     full = {"slug": "payments-api", "owner": "payments-team", "colour": "red"}
 
     answers = {
@@ -666,7 +657,7 @@ def test_wrong_types_are_refused_with_the_field_named(client: TestClient) -> Non
     }
     answers["missing slug and owner"] = client.post(API, json={})
     answers["a list, not an object"] = client.post(API, json=["payments-api"])
-    created = create_service(client, "checkout", tier=1)
+    created = create_service(client, "checkout", OWNER, tier=1)
     answers["PUT tier high"] = client.put(
         f"{API}/checkout", json={"slug": "checkout", "owner": "x", "tier": "high"}
     )
@@ -709,10 +700,10 @@ def test_invalid_slug_is_refused_and_a_namespaced_one_works_end_to_end(client: T
     }
     assert client.get(API).json()["total"] == 0
     for good in ["a" * 63, "payments.api_v2", "7"]:
-        assert create_service(client, good)["slug"] == good
+        assert create_service(client, good, OWNER)["slug"] == good
 
     # Backstage entities outside the default namespace have slugs "namespace/name"; the API takes them too.
-    created = create_service(client, "team-a/payments-api")
+    created = create_service(client, "team-a/payments-api", OWNER)
     url = f"{API}/team-a/payments-api"
     assert (created["url"], get_service(client, "team-a/payments-api")) == (
         "/services/team-a/payments-api",
@@ -739,7 +730,7 @@ def test_slug_longer_than_63_characters_is_refused(client: TestClient) -> None:
 
 
 def test_duplicate_create_answers_409_and_keeps_the_first(client: TestClient) -> None:
-    first = create_service(client, "payments-api", title="First")
+    first = create_service(client, "payments-api", OWNER, title="First")
 
     error = error_of(
         client.post(API, json={"slug": "payments-api", "owner": "shop-team", "title": "Second"}),
@@ -771,10 +762,11 @@ def edge(slug: str, title: str | None = None, tier: int | None = None) -> Json:
 
 
 def test_dependencies_show_on_both_sides(client: TestClient) -> None:
-    create_service(client, "ledger", title="Ledger", tier=2)
+    create_service(client, "ledger", OWNER, title="Ledger", tier=2)
     create_service(
         client,
         "payments-api",
+        OWNER,
         title="Payments API",
         tier=1,
         depends_on=["ledger", "fraud-score", "api:card-network"],
@@ -794,19 +786,19 @@ def test_dependencies_show_on_both_sides(client: TestClient) -> None:
 
 
 def test_dependency_on_a_missing_service_resolves_once_it_is_created(client: TestClient) -> None:
-    created = create_service(client, "payments-api", title="Payments API", depends_on=["ledger"])
+    created = create_service(client, "payments-api", OWNER, title="Payments API", depends_on=["ledger"])
     assert created["depends_on"] == [edge("ledger")]
 
-    ledger = create_service(client, "ledger", title="Ledger", tier=2)
+    ledger = create_service(client, "ledger", OWNER, title="Ledger", tier=2)
 
     assert ledger["dependents"] == [edge("payments-api", "Payments API")]
     assert get_service(client, "payments-api")["depends_on"] == [edge("ledger", "Ledger", 2)]
 
 
 def test_dependents_follow_updates_and_deletes(client: TestClient) -> None:
-    create_service(client, "ledger", title="Ledger")
-    create_service(client, "payments-api", title="Payments API", depends_on=["ledger", "ledger"])
-    create_service(client, "checkout", title="Checkout", depends_on=["ledger"])
+    create_service(client, "ledger", OWNER, title="Ledger")
+    create_service(client, "payments-api", OWNER, title="Payments API", depends_on=["ledger", "ledger"])
+    create_service(client, "checkout", OWNER, title="Checkout", depends_on=["ledger"])
     assert [e["slug"] for e in get_service(client, "ledger")["dependents"]] == ["checkout", "payments-api"]
 
     assert client.patch(f"{API}/checkout", json={"depends_on": []}).status_code == 200
@@ -816,7 +808,7 @@ def test_dependents_follow_updates_and_deletes(client: TestClient) -> None:
     assert get_service(client, "payments-api")["depends_on"] == [edge("ledger")]
 
     assert client.delete(f"{API}/payments-api").status_code == 204
-    assert create_service(client, "ledger", title="Ledger")["dependents"] == []
+    assert create_service(client, "ledger", OWNER, title="Ledger")["dependents"] == []
 
 
 # ---------------------------------------------------------------- hostile input
@@ -830,7 +822,7 @@ def test_hostile_text_round_trips_exactly_as_json(client: TestClient) -> None:
         "custom": {"owner_note": "</script><script>alert(2)</script>"},
         "contacts": [{"role": "security", "person": "<svg onload=alert(3)>"}],
     }
-    created = create_service(client, "payments-api", **hostile)
+    created = create_service(client, "payments-api", OWNER, **hostile)
 
     response = client.get(f"{API}/payments-api")
 

@@ -18,7 +18,7 @@ from quarterdeck.app import create_app
 from quarterdeck.clock import FrozenClock
 from quarterdeck.config import Settings
 from quarterdeck.web.limits import RequestBodyMiddleware, WriteAdmissionMiddleware
-from tests.web.api_helpers import error_of
+from tests.helpers import error_of
 
 
 @pytest.fixture
