@@ -53,7 +53,7 @@ def run_dialect(dialect: str, args: argparse.Namespace, work: Path) -> dict[str,
         url = database_url(stack, dialect, work)
         upgrade(make_engine(url))
         token = admin_token(url)
-        with running_server(url) as (process, base):
+        with running_server(url, workers=args.workers) as (process, base):
             slugs = seed(base, token, args.services)
             load = {"hot": HOT, "services": slugs, "readers": 8, "seconds": args.seconds}
             alone = run_load(base, token, writers=0, **load)
@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--dialects", default="sqlite,postgresql")
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=None, help="server processes (default: serve's own)")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     results = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 import psycopg
 from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, Table, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -60,7 +61,7 @@ WRITER = "quarterdeck_writer"
 
 def _sqlite_connect(busy_timeout_ms: int) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # pysqlite's own implicit BEGIN is switched off: _sqlite_begin below says how each one starts.
+        # pysqlite's own implicit BEGIN is switched off: _SqliteWriters.begin says how each one starts.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -71,11 +72,42 @@ def _sqlite_connect(busy_timeout_ms: int) -> Any:
     return on_connect
 
 
-def _sqlite_begin(connection: Connection) -> None:
-    """A writer takes SQLite's write lock at BEGIN, before it reads: what it checks is then what it
-    changes, and two writers queue instead of one failing on a stale snapshot. Readers never wait."""
-    immediate = connection.get_execution_options().get(WRITER, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+class _SqliteWriters:
+    """Writers of one engine take turns in this process before they ask SQLite for its write lock.
+
+    SQLite's own wait for a busy lock sleeps in growing steps (up to 100 ms) whatever happens
+    meanwhile, so writers of one process that queue there lose most of their time asleep; here they
+    queue on a lock that wakes the next one as soon as the last commits. Other processes still meet
+    at SQLite's lock, under its busy timeout.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.lock = threading.Lock()
+        self.timeout = timeout
+
+    def begin(self, connection: Connection) -> None:
+        """A writer takes SQLite's write lock at BEGIN, before it reads: what it checks is then what
+        it changes, and two writers queue instead of one failing on a stale snapshot. Readers never wait."""
+        if not connection.get_execution_options().get(WRITER, False):
+            connection.exec_driver_sql("BEGIN")
+            return
+        if not self.lock.acquire(timeout=self.timeout):
+            raise OperationalError(
+                "BEGIN IMMEDIATE", None, Exception("database is locked: other writers held it too long")
+            )
+        connection.info[_HOLDS_TURN] = True
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            self.end(connection)
+            raise
+
+    def end(self, connection: Connection) -> None:
+        if connection.info.pop(_HOLDS_TURN, False):
+            self.lock.release()
+
+
+_HOLDS_TURN = "quarterdeck_writer_turn"
 
 
 def make_engine(
@@ -98,7 +130,10 @@ def make_engine(
             url, echo=echo, connect_args={"check_same_thread": False}, **({} if in_memory else pool)
         )
         event.listen(engine, "connect", _sqlite_connect(int(busy_timeout * 1000)))
-        event.listen(engine, "begin", _sqlite_begin)
+        writers = _SqliteWriters(busy_timeout)
+        event.listen(engine, "begin", writers.begin)
+        event.listen(engine, "commit", writers.end)
+        event.listen(engine, "rollback", writers.end)
         if not in_memory:
             with engine.connect() as conn:
                 conn.connection.driver_connection.execute("PRAGMA journal_mode=WAL")  # type: ignore[union-attr]
@@ -156,7 +191,7 @@ def dialect_name(session: Session) -> str:
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One use case that writes, one transaction: commit on success, roll back on any error. On
-    SQLite it holds the write lock from its first statement (see _sqlite_begin)."""
+    SQLite it holds the write lock from its first statement (see _SqliteWriters)."""
     with factory() as session, session.begin():
         session.connection(execution_options={WRITER: True})
         yield session

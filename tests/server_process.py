@@ -24,14 +24,15 @@ def resident_kib(pid: int) -> int:
 
 @contextmanager
 def running_server(
-    database_url: str, *, workers: int = 1, env: dict[str, str] | None = None, log: Path | None = None
+    database_url: str, *, workers: int | None = None, env: dict[str, str] | None = None, log: Path | None = None
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """The process and its base URL; stopped (and waited for) on exit. Only QD_DATABASE_URL and `env`
     are set: every other setting is the server's default."""
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("QD_")}
     environment |= {"QD_DATABASE_URL": database_url, **(env or {})}
-    command = [sys.executable, "-m", "quarterdeck", "serve", "--port", str(port), "--workers", str(workers)]
+    command = [sys.executable, "-m", "quarterdeck", "serve", "--port", str(port)]
+    command += ["--workers", str(workers)] if workers else []
     out = log.open("wb") if log else subprocess.DEVNULL
     process = subprocess.Popen(command, env=environment, stdout=out, stderr=out)
     base = f"http://127.0.0.1:{port}"
