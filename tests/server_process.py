@@ -24,7 +24,11 @@ def resident_kib(pid: int) -> int:
 
 @contextmanager
 def running_server(
-    database_url: str, *, workers: int | None = None, env: dict[str, str] | None = None, log: Path | None = None
+    database_url: str,
+    *,
+    workers: int | None = None,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """The process and its base URL; stopped (and waited for) on exit. Only QD_DATABASE_URL and `env`
     are set: every other setting is the server's default."""
