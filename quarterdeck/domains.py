@@ -65,7 +65,11 @@ DOMAINS: tuple[Domain, ...] = (
     ),
     Domain(
         name="catalog",
-        routers=("quarterdeck.catalog.api:public_router",),
+        routers=(
+            "quarterdeck.catalog.api:public_router",
+            "quarterdeck.catalog.source_routes:api_router",
+            "quarterdeck.catalog.source_routes:pages_router",
+        ),
         catch_all_routers=("quarterdeck.catalog.api:router", "quarterdeck.catalog.views:router"),
         tabs=(Tab("Overview", "", "overview-tab"),),
         nav=(
@@ -73,10 +77,12 @@ DOMAINS: tuple[Domain, ...] = (
             NavEntry("Teams", "/teams"),
             NavEntry("People", "/people"),
             NavEntry("Systems", "/systems"),
+            NavEntry("Sources", "/admin/sources", admin_only=True),
         ),
         commands="quarterdeck.catalog.cli:register",
         models="quarterdeck.catalog.models",
         templates="catalog/templates",
+        jobs="quarterdeck.catalog.jobs",
     ),
     Domain(
         name="observability",

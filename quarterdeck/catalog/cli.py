@@ -41,8 +41,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Import descriptors; re-importing the same source is idempotent. Exit 1 if any file had errors.
 
-        A git repository then stays in sync: a worker (`quarterdeck worker`, or the one `quarterdeck
-        serve` runs) imports it again on its own, reading only the files that changed.
+        A git repository then stays in sync: a worker (`quarterdeck worker`, or the one in
+        `quarterdeck serve`) imports it again on its own, reading only the files that changed.
         """
         settings = load_settings()
         sessions = make_sessionmaker(make_engine(settings.database_url))
@@ -128,6 +128,8 @@ def _print_report(report: importer.ImportReport) -> None:
     )
     if report.next_sync_at is not None:
         console.print(f"next sync at {report.next_sync_at:%Y-%m-%d %H:%M:%S} UTC, then on its own")
+    elif report.source.startswith("git:"):
+        console.print("it does not sync on its own (--sync turns that on)")
     for problem in report.errors:
         where = f"{problem.file}:{problem.line}" if problem.line else problem.file
         console.print(f"[red]error[/red] {where}: {problem.message}", markup=True, soft_wrap=True)

@@ -10,7 +10,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from quarterdeck.db import Base, UTCDateTime
@@ -159,8 +170,17 @@ class ServiceDependency(Base):
     target_slug: Mapped[str] = mapped_column(String(200))
 
 
+DEFAULT_SYNC_SECONDS = 300
+
+
 class CatalogSource(Base):
-    """A place descriptors are imported from: a file, a folder or a git repository."""
+    """A place descriptors are imported from: a file, a folder or a git repository.
+
+    A git repository is synced again on its own every `sync_interval_seconds` by a job
+    (source_sync.py): `next_sync_at` is the due time of the one periodic job that counts, and
+    `file_state` what the last sync read, so the next one reads only what changed (incremental.py).
+    `generation` goes up with every import applied, so a sync can tell another one came first.
+    """
 
     __tablename__ = "catalog_sources"
 
@@ -170,7 +190,20 @@ class CatalogSource(Base):
     location: Mapped[str] = mapped_column(String(1000))
     revision: Mapped[str | None] = mapped_column(String(100))
     last_imported_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    last_report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    last_report: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sync_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    sync_interval_seconds: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_SYNC_SECONDS, server_default=str(DEFAULT_SYNC_SECONDS)
+    )
+    next_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_sync_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_sync_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_sync_duration_ms: Mapped[int | None] = mapped_column(Integer)
+    last_sync_result: Mapped[str | None] = mapped_column(String(20))
+    last_sync_error: Mapped[str | None] = mapped_column(Text)
+    last_sync_files_read: Mapped[int | None] = mapped_column(Integer)
+    file_state: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
 
 
 class SearchDocument(Base):

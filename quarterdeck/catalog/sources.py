@@ -1,5 +1,8 @@
 """Where descriptors come from: a file, a folder tree or a git repository, read into FileResults.
 
+A git repository is fetched and its files chosen by source_sync.py and incremental.py (which read
+only what changed since the last sync); they read each file through `read_files` here.
+
 Nothing outside the source is read: every path is resolved, symbolic links included, and refused
 when it leads outside the source's root or is not a regular file, before it is opened; reads stop
 at the size limit whatever the file claims (files.py reports each refusal as that file's problem).
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from io import BufferedReader
 from pathlib import Path
+from typing import Protocol
 
 from quarterdeck.catalog.descriptors import (
     MAX_FILE_BYTES,
@@ -71,14 +75,14 @@ class SourceTree:
     single_file: Path | None = None
     ignored: int = 0
     notices: list[Problem] = field(default_factory=list)
+    text_reads: dict[str, list[str]] = field(default_factory=dict)
+    """Descriptor file -> the files its `$text`/`$json`/`$yaml` references asked for, relative to
+    the root as written (an incremental sync reads the descriptor again when one of them changes)."""
 
 
-def open_source(target: str, git_cache: Path) -> SourceTree:
-    """Resolve what the user named: a git URL is cloned, a path must exist."""
+def open_source(target: str) -> SourceTree:
+    """Resolve a file or folder the user named: it must exist. Git URLs go to source_sync.py."""
     git.refuse_option_like(target, "import target")
-    if git.looks_like_git_url(target):
-        root, revision = git.checkout(target, git_cache)
-        return SourceTree(f"git:{target}", "git", target, root.resolve(), revision)
     path = Path(target).expanduser()
     if not path.exists():
         raise NotFound(f"{target}: no such file or folder", code="import.path_not_found")
@@ -110,13 +114,13 @@ def _candidates(tree: SourceTree) -> Iterator[Path]:
             if not name.lower().endswith(EXTENSIONS):
                 continue
             path = Path(folder) / name
-            if is_descriptor_name(name) or _sniff(tree, path):
+            if is_descriptor_name(name) or says_it_is_a_descriptor(tree, path):
                 yield path
             else:
                 tree.ignored += 1
 
 
-def _sniff(tree: SourceTree, path: Path) -> bool:
+def says_it_is_a_descriptor(tree: SourceTree, path: Path) -> bool:
     """A YAML file with another name is read only when it says it is a descriptor. One that may not
     be opened (outside the source, not a regular file) is not one: it is ignored, as other files are."""
     try:
@@ -197,6 +201,8 @@ def _read_file(tree: SourceTree, path: Path) -> FileResult:
         return result
 
     def read_text(target: str) -> str | None:
+        wanted = Path(os.path.normpath(path.parent / target))
+        tree.text_reads.setdefault(name, []).append(_relative(tree, wanted))
         try:
             return _read_inside(tree.root, path.parent / target, errors="replace")
         except OSError:
@@ -301,8 +307,24 @@ def _after_stars(states: set[int], pattern: tuple[str, ...]) -> set[int]:
 
 def read_tree(tree: SourceTree, progress: Progress | None = None) -> list[FileResult]:
     """Read every descriptor in the tree, then whatever Location entities point at."""
-    pending = list(_candidates(tree))
-    seen = {_identity(path) for path in pending}
+    candidates = list(_candidates(tree))
+    return read_files(tree, candidates, seen={_identity(path) for path in candidates}, progress=progress)
+
+
+class Seen(Protocol):
+    """Files not to read again when a Location leads to them: a set of resolved paths, or alike."""
+
+    def __contains__(self, path: object, /) -> bool: ...
+
+    def add(self, path: Path, /) -> None: ...
+
+
+def read_files(
+    tree: SourceTree, paths: list[Path], *, seen: Seen, progress: Progress | None = None
+) -> list[FileResult]:
+    """Read `paths` in order, then the files their Location entities point at that are not in `seen`
+    (resolved paths: the tree's candidates, read now or not), in the order they are found."""
+    pending = list(paths)
     results: list[FileResult] = []
     index = 0
     while index < len(pending):

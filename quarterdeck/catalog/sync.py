@@ -6,7 +6,10 @@ Rules, per source:
 - an unchanged descriptor (same content hash) writes nothing;
 - a refused descriptor, or a file with any problem, keeps the last good version of the entities it
   used to define and attaches the problems to them, where their pages show them;
-- an entity whose descriptor is gone (file deleted, or a clean file no longer defines it) is removed.
+- an entity whose descriptor is gone (file deleted, or a clean file no longer defines it) is removed;
+- files a sync did not read because they did not change (`kept`, see incremental.py) keep the
+  entities they define exactly as they are: only the rows of the files read, and of the files the
+  source had before and no longer keeps, are looked at.
 """
 
 from __future__ import annotations
@@ -15,14 +18,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session, lazyload
 
+from quarterdeck.access import service as access
+from quarterdeck.access.schemas import Actor
 from quarterdeck.catalog import store
 from quarterdeck.catalog.descriptors import Draft, FileResult, Problem
 from quarterdeck.catalog.models import CatalogSource, Person, Service, System, Team
 
 ANALYZE_AFTER = 1000  # rows written by one import before the planner's statistics are refreshed
+AUDITED_CHANGES = 1000
+"""At most this many changed files (and errors) are named in an import's audit entry."""
 ENTITY_MODELS: tuple[type[Service] | type[Team] | type[Person] | type[System], ...] = (
     Service,
     Team,
@@ -45,6 +52,13 @@ class ImportReport:
     errors: list[Problem] = field(default_factory=list)
     notices: list[Problem] = field(default_factory=list)
     outcomes: dict[str, str] = field(default_factory=dict)
+    files_read: int = 0
+    """Files read and parsed for this import; `files` counts the kept ones too."""
+    catalog_dependent: set[str] = field(default_factory=set)
+    """Files whose outcome depends on the rest of the catalog (an entity another source defines, or
+    one edited in the portal), not only on their text: a sync reads them again even when unchanged."""
+    next_sync_at: datetime | None = None
+    """Git sources: when the next periodic sync is due (None: they do not sync on their own)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -63,22 +77,59 @@ class ImportReport:
         }
 
 
-def _owned_rows(session: Session, source: str) -> dict[tuple[str, str], store.Entity]:
+@dataclass(frozen=True)
+class Kept:
+    """What an incremental sync did not read because it did not change (incremental.py).
+
+    `outcomes`: each kept file's outcome when it was last read; `entities`: how many entities they
+    define; `others`: the files the source had at its last import that are neither kept nor read now
+    (deleted, or no longer reached): their entities are looked at, and removed unless read again.
+    """
+
+    outcomes: dict[str, str]
+    entities: int
+    others: frozenset[str]
+
+
+def _owned_rows(
+    session: Session, source: str, files: frozenset[str] | None = None
+) -> dict[tuple[str, str], store.Entity]:
+    """The source's entities (those edited in the portal included); only those from `files` (and
+    the edited ones) when given."""
     rows: dict[tuple[str, str], store.Entity] = {}
     for model in ENTITY_MODELS:
-        query = (
-            select(model)
-            .where(or_(model.source == source, model.detached_from == source))
-            .options(lazyload("*"))
-        )
+        mine = model.source == source
+        if files is not None and len(files) <= store.CHUNK:
+            mine = and_(mine, model.source_file.in_(sorted(files)))
+        query = select(model).where(or_(mine, model.detached_from == source)).options(lazyload("*"))
         for row in session.scalars(query):
             entity = cast(store.Entity, row)
-            rows[store.identity_of(entity)] = entity
+            if files is None or entity.detached_from == source or entity.source_file in files:
+                rows[store.identity_of(entity)] = entity
     return rows
 
 
-def _claimed_elsewhere(session: Session, drafts: list[Draft], source: str) -> dict[tuple[str, str], str]:
-    """Identities among `drafts` already defined by another source, with that source."""
+def count_owned(session: Session, source: str) -> int:
+    """How many entities the source defines now (not counting those edited in the portal)."""
+    return sum(
+        session.execute(select(func.count()).select_from(model).where(model.source == source)).scalar_one()
+        for model in ENTITY_MODELS
+    )
+
+
+def _claimed_elsewhere(
+    session: Session,
+    drafts: list[Draft],
+    source: str,
+    owned: dict[tuple[str, str], store.Entity] | None = None,
+) -> dict[tuple[str, str], str]:
+    """Identities among `drafts` already defined by another source, with that source.
+
+    With `owned` (an incremental sync, which loaded only the rows of the files it looks at), the
+    source's own rows for those identities are added to it, whichever file defined them before: a
+    draft then updates its row, never inserts a second one.
+    """
+    identities = {draft.identity for draft in drafts}
     wanted: dict[str, set[str]] = {}
     for draft in drafts:
         table, key = draft.identity
@@ -87,15 +138,20 @@ def _claimed_elsewhere(session: Session, drafts: list[Draft], source: str) -> di
     for table, slugs in wanted.items():
         model = store.MODELS[table]
         ordered = sorted(slugs)
-        for start in range(0, len(ordered), 900):
-            query = select(model).where(
-                model.slug.in_(ordered[start : start + 900]),
-                model.source != source,
-                or_(model.detached_from.is_(None), model.detached_from != source),
-            )
-            for row in session.scalars(query):
+        for start in range(0, len(ordered), store.CHUNK):
+            conditions: list[ColumnElement[bool]] = [model.slug.in_(ordered[start : start + store.CHUNK])]
+            if owned is None:
+                conditions += [
+                    model.source != source,
+                    or_(model.detached_from.is_(None), model.detached_from != source),
+                ]
+            for row in session.scalars(select(model).where(*conditions)):
                 entity = cast(store.Entity, row)
-                claimed[store.identity_of(entity)] = entity.source
+                identity = store.identity_of(entity)
+                if entity.source != source and entity.detached_from != source:
+                    claimed[identity] = entity.source
+                elif owned is not None and identity in identities:
+                    owned.setdefault(identity, entity)
     return claimed
 
 
@@ -110,11 +166,23 @@ def apply_import(
     now: datetime,
     ignored_files: int = 0,
     notices: list[Problem] | None = None,
+    kept: Kept | None = None,
 ) -> ImportReport:
     """Make the catalog match what this source says now. Never raises for bad descriptors."""
-    report = ImportReport(source=key, revision=revision, files=len(results), ignored_files=ignored_files)
+    report = ImportReport(
+        source=key,
+        revision=revision,
+        files=len(results) + (len(kept.outcomes) if kept else 0),
+        ignored_files=ignored_files,
+        files_read=len(results),
+    )
     report.notices.extend(notices or [])
-    owned = _owned_rows(session, key)
+    if kept is not None:
+        report.outcomes.update(kept.outcomes)
+        report.entities += kept.entities
+        report.unchanged += kept.entities
+    touched = None if kept is None else kept.others | {result.file for result in results}
+    owned = _owned_rows(session, key, touched)
     drafts: dict[tuple[str, str], Draft] = {}
     failed: dict[tuple[str, str], list[Problem]] = {}
     file_problems: dict[str, list[Problem]] = {}
@@ -132,15 +200,17 @@ def apply_import(
                 report.errors.append(_duplicate(draft, first))
                 continue
             drafts[draft.identity] = draft
-    claimed = _claimed_elsewhere(session, list(drafts.values()), key)
+    claimed = _claimed_elsewhere(session, list(drafts.values()), key, None if kept is None else owned)
     writes: list[store.Write] = []
     for identity, draft in drafts.items():
         if identity in claimed:
             report.errors.append(_conflict(draft, claimed[identity]))
+            report.catalog_dependent.add(draft.origin.file)
             continue
         report.entities += 1
         row = owned.get(identity)
         if row is not None and row.detached_from == key:
+            report.catalog_dependent.add(draft.origin.file)
             report.notices.append(
                 Problem(
                     draft.origin.file,
@@ -209,8 +279,37 @@ def _record_source(
 ) -> None:
     source = session.scalar(select(CatalogSource).where(CatalogSource.key == key))
     if source is None:
-        source = CatalogSource(key=key, kind=kind, location=location)
+        source = CatalogSource(key=key, kind=kind, location=location, generation=0)
         session.add(source)
     source.revision = revision
     source.last_imported_at = now
     source.last_report = report.as_json()
+    source.generation += 1
+
+
+def audit_import(
+    session: Session,
+    actor: Actor,
+    report: ImportReport,
+    *,
+    at: datetime,
+    action: str = "catalog.import",
+    only_changes: bool = False,
+) -> None:
+    """One audit entry for the import: its counts and the files whose outcome was not "unchanged".
+    With `only_changes` (periodic syncs, every few minutes) only when it changed the catalog."""
+    if only_changes and not (report.created or report.updated or report.removed):
+        return
+    changes = {key: outcome for key, outcome in report.outcomes.items() if outcome != "unchanged"}
+    if not (changes or report.errors):
+        return
+    summary = {k: v for k, v in report.as_json().items() if k not in {"outcomes", "notices"}}
+    summary["errors"] = summary["errors"][:AUDITED_CHANGES]
+    access.record(
+        session,
+        actor,
+        action,
+        target=("source", report.source),
+        at=at,
+        after=summary | {"files_changed": dict(sorted(changes.items())[:AUDITED_CHANGES])},
+    )
