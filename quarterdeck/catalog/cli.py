@@ -12,9 +12,7 @@ from rich.table import Table
 
 from quarterdeck.catalog import importer, schemas, service, source_sync
 from quarterdeck.catalog.schemas import ServiceFilters
-from quarterdeck.clock import SystemClock
-from quarterdeck.console import load_settings, print_json, reports_errors
-from quarterdeck.db import make_engine, make_sessionmaker, transaction
+from quarterdeck.console import command_runtime, print_json, reports_errors
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
 
@@ -44,28 +42,29 @@ def register(app: typer.Typer) -> None:
         A git repository then stays in sync: a worker (`quarterdeck worker`, or the one in
         `quarterdeck serve`) imports it again on its own, reading only the files that changed.
         """
-        settings = load_settings()
-        sessions = make_sessionmaker(make_engine(settings.database_url))
         show_bar = sys.stderr.isatty() and not as_json
-        with Progress(
-            TextColumn("[bold]importing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.description}"),
-            console=Console(stderr=True),
-            disable=not show_bar,
-        ) as bar:
+        with (
+            command_runtime() as runtime,
+            Progress(
+                TextColumn("[bold]importing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.description}"),
+                console=Console(stderr=True),
+                disable=not show_bar,
+            ) as bar,
+        ):
             task = bar.add_task("", total=None)
 
             def progress(done: int, total: int, file: str) -> None:
                 bar.update(task, completed=done, total=total, description=file[-50:])
 
             report = importer.import_source(
-                sessions,
+                runtime.writers,
                 target,
-                settings=settings,
-                clock=SystemClock(),
+                settings=runtime.settings,
+                clock=runtime.clock,
                 progress=progress,
                 sync_every=sync_every,
                 sync_on=sync,
@@ -83,8 +82,7 @@ def register(app: typer.Typer) -> None:
         name: Annotated[str, typer.Argument(help="Service, team or person")], as_json: JsonFlag = False
     ) -> None:
         """Who to contact about a service, team or person."""
-        settings = load_settings()
-        with transaction(make_sessionmaker(make_engine(settings.database_url))) as session:
+        with command_runtime() as runtime, runtime.sessions() as session:
             answer = service.whois(session, name)
         if as_json:
             print_json(answer.model_dump(mode="json"))
@@ -105,9 +103,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonFlag = False,
     ) -> None:
         """List services, filtered."""
-        settings = load_settings()
         filters = ServiceFilters(owner=owner, tier=tier, lifecycle=lifecycle, tag=tag, system=system, text=q)
-        with transaction(make_sessionmaker(make_engine(settings.database_url))) as session:
+        with command_runtime() as runtime, runtime.sessions() as session:
             result = service.list_services(session, filters, page=page, per_page=per_page)
         if as_json:
             print_json(result.model_dump(mode="json"))

@@ -51,9 +51,11 @@ __all__ = [
     "create",
     "current_fields",
     "delete",
+    "editable_row",
     "etag_of",
     "list_entities",
     "list_services",
+    "may_edit",
     "neighbourhood",
     "person_view",
     "render_neighbourhood",
@@ -193,6 +195,18 @@ def create(
         session, actor, f"{table}.create", target=_audit_target(row), at=now, after=current_fields(row)
     )
     return row
+
+
+def editable_row(session: Session, actor: Actor, slug: str, kind: str | None) -> store.Entity:
+    """A component for its edit page: refused unless the actor may edit it."""
+    row = find_row(session, "service", slug, kind)
+    access.require(actor, "catalog.edit", resource_of(row))
+    return row
+
+
+def may_edit(actor: Actor, row: store.Entity) -> bool:
+    """Whether the page shows its Edit button: the rule `update` enforces."""
+    return bool(access.can(actor, "catalog.edit", resource_of(row)))
 
 
 def current_fields(row: store.Entity) -> dict[str, Any]:

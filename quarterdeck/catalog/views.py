@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.orm import Session
 
-from quarterdeck.access import service as access
 from quarterdeck.access.deps import ReaderDep, SignedInDep, reader
 from quarterdeck.catalog import service
 from quarterdeck.catalog.schemas import ServiceFilters
@@ -97,8 +96,7 @@ def _edit_page(request: Request, row: object, values: dict[str, object], errors:
 def service_edit_page(
     request: Request, slug: str, session: SessionDep, actor: SignedInDep, kind: Kind = None
 ) -> Response:
-    row = service.find_row(session, "service", slug, kind)
-    access.require(actor, "catalog.edit", service.resource_of(row))
+    row = service.editable_row(session, actor, slug, kind)
     fields = service.current_fields(row)
     return _edit_page(request, row, {key: fields.get(key) for key in EDITABLE}, [])
 
@@ -148,7 +146,7 @@ def service_page(
     context = {
         "s": view,
         "graph_svg": service.render_neighbourhood(session, view.slug, view.kind),
-        "can_edit": bool(access.can(actor, "catalog.edit", service.resource_of(row))),
+        "can_edit": service.may_edit(actor, row),
     }
     return templates.TemplateResponse(request, "catalog/service.html", context)
 
