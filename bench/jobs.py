@@ -202,7 +202,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         )
     lines += [
         "",
-        "Batch: jobs a worker thread claims at once (`quarterdeck worker --batch`, default 1). Steady: jobs "
+        "Batch: jobs a worker thread claims at once (`quarterdeck worker --batch`, default 10). Steady: jobs "
         "come due at 500/s, below the throughput, so each waits only for a free thread; this is the "
         "lag target's case. Burst: every job is due at the same instant, so a job's lag is its place in "
         "the queue and p99 is about the time to drain it.",
