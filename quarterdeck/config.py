@@ -49,13 +49,14 @@ class Settings(BaseSettings):
         "before it is answered 503",
     )
     max_concurrent_writes: int = Field(
-        default=8,
+        default=2,
         ge=1,
         le=500,
-        description="Write requests a process runs at once; more wait (then 503), so reads keep threads",
+        description="Write requests a process runs at once; more wait their turn on the event loop, so "
+        "reads keep the CPU and threads (SQLite runs one writer at a time whatever this says)",
     )
     write_queue_seconds: float = Field(
-        default=10.0,
+        default=20.0,
         gt=0,
         le=300,
         description="How long a write request waits for its turn before it is answered 503",
