@@ -18,7 +18,7 @@ from quarterdeck.jobs.retry import NO_RETRY, Backoff
 from quarterdeck.jobs.runner import Outcome, Worker
 from quarterdeck.jobs.schemas import JobEventOut, JobOut, KindStats, QueueStats
 from quarterdeck.jobs.service import cancel, enqueue, get_job, job_events, list_jobs, queue_stats, retry
-from quarterdeck.jobs.states import JobState
+from quarterdeck.jobs.states import JobState, operator_moves
 
 __all__ = [
     "NO_RETRY",
@@ -42,6 +42,7 @@ __all__ = [
     "get_job",
     "job_events",
     "list_jobs",
+    "operator_moves",
     "queue_stats",
     "retry",
 ]

@@ -49,6 +49,11 @@ BY_OPERATOR: dict[JobState, frozenset[JobState]] = {
 to pending is the worker's move alone: it would run the job twice at once."""
 
 
+def operator_moves(state: JobState) -> frozenset[JobState]:
+    """Where an operator may send a job in `state`: what pages offer as buttons."""
+    return BY_OPERATOR[state]
+
+
 def can_move(from_: JobState, to: JobState, *, operator: bool = False) -> bool:
     return to in (BY_OPERATOR if operator else ALLOWED)[from_]
 

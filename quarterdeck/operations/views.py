@@ -27,14 +27,21 @@ def jobs_page(
     kind: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     overview = service.jobs_overview(session, actor, state=state, kind=kind or None, now=clock.now())
-    context = {"overview": overview, "state": state.value if state else None, "kind": kind, "states": STATES}
+    context = {
+        "overview": overview,
+        "state": state.value if state else None,
+        "kind": kind,
+        "states": STATES,
+        "moves": jobs.operator_moves,
+    }
     return templates.TemplateResponse(request, "operations/jobs.html", context)
 
 
 @router.get("/admin/jobs/{job_id}", response_class=HTMLResponse, name="admin_job")
 def job_page(request: Request, job_id: IdPath, session: SessionDep, actor: SignedInDep) -> Response:
     detail = service.job_detail(session, actor, job_id)
-    return templates.TemplateResponse(request, "operations/job.html", {"detail": detail})
+    context = {"detail": detail, "moves": jobs.operator_moves}
+    return templates.TemplateResponse(request, "operations/job.html", context)
 
 
 @router.post("/admin/jobs/{job_id}/{move}")

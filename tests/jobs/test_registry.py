@@ -129,6 +129,7 @@ def test_exported_members() -> None:
         "get_job",
         "job_events",
         "list_jobs",
+        "operator_moves",
         "queue_stats",
         "retry",
     ]
