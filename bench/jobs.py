@@ -178,7 +178,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. A no-op handler; each job is a claim, "
         "a handler transaction with its guarded completion, and two job_events rows. PostgreSQL is a "
-        "throw-away local cluster (fsync off). "
+        "throw-away local cluster with PostgreSQL's default durability (fsync on). "
         f"Targets: >= {TARGETS['pg_jobs_per_s_4_workers']:g} jobs/s on PostgreSQL with 4 workers; "
         f"lag p99 < {TARGETS['lag_p99_s']:g} s.",
         "",

@@ -89,7 +89,7 @@ def database_url(stack: ExitStack, dialect: str, work: Path) -> str:
     """A fresh database for one benchmark run: a SQLite file, or a database in a throw-away cluster."""
     if dialect == "sqlite":
         return f"sqlite:///{work}/bench-{uuid.uuid4().hex[:6]}.db"
-    server = stack.enter_context(postgres_cluster())
+    server = stack.enter_context(postgres_cluster(durable=True))
     name = "bench_" + uuid.uuid4().hex[:6]
     with psycopg.connect(server + "/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

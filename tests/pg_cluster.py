@@ -31,8 +31,11 @@ def _as_postgres(*command: str) -> None:
 
 
 @contextmanager
-def postgres_cluster() -> Iterator[str]:
-    """Start a cluster on a free port; yields `postgresql://postgres@127.0.0.1:PORT` (no database)."""
+def postgres_cluster(*, durable: bool = False) -> Iterator[str]:
+    """Start a cluster on a free port; yields `postgresql://postgres@127.0.0.1:PORT` (no database).
+
+    Tests skip durability (fsync, synchronous commit, full page writes) for speed; benchmarks ask for
+    `durable=True`, PostgreSQL's own defaults, so their figures are what an install gets."""
     pg_bin = postgres_bin()
     folder = tempfile.mkdtemp(prefix="qd-pg.")
     if os.geteuid() == 0:
@@ -62,8 +65,8 @@ def postgres_cluster() -> Iterator[str]:
         "-t",
         "30",
         "-o",
-        f"-k {folder} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
-        "-c full_page_writes=off -c max_connections=200",
+        f"-k {folder} -p {port} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        + ("" if durable else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"),
         "start",
     )
     try:
