@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export QD_DATABASE_URL ?= sqlite:///./var/quarterdeck.db
+export QD_DATABASE_URL ?= sqlite:///$(CURDIR)/var/quarterdeck.db
 
-.PHONY: run test test-deps lint bench bench-deploys bench-concurrency bench-jobs clean
+.PHONY: run test test-deps lint bench bench-catalog bench-deploys bench-concurrency bench-jobs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,12 +41,18 @@ lint: $(STAMP)
 	$(BIN)/mypy quarterdeck tests bench
 	$(BIN)/lint-imports --no-cache
 
+# BENCH_ARGS go to the catalog benchmark (bench/run.py), e.g.
+# make bench-catalog BENCH_ARGS="--sizes 1000 --dialect sqlite --seconds 2 --out /tmp/qd-bench"
 bench: $(STAMP)
 	bash scripts/install-test-deps.sh --bench
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 	$(BIN)/python -m bench.deploys
 	$(BIN)/python -m bench.concurrency
 	$(BIN)/python -m bench.jobs
+
+bench-catalog: $(STAMP)
+	bash scripts/install-test-deps.sh --bench
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 bench-deploys: $(STAMP)
 	bash scripts/install-test-deps.sh --bench

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
@@ -16,17 +17,33 @@ from pydantic_settings import (
 DEV_SECRET = "quarterdeck-dev-secret-do-not-use"
 
 
+def data_dir() -> Path:
+    """The user's Quarterdeck folder: $XDG_DATA_HOME/quarterdeck, else ~/.local/share/quarterdeck.
+
+    The default SQLite database and git clones live there, never in the current folder, so a
+    command run from any folder finds the same database."""
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    # The XDG spec says to ignore a relative XDG_DATA_HOME.
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "quarterdeck"
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{data_dir() / 'quarterdeck.db'}"
+
+
 class Settings(BaseSettings):
     """Every knob of a Quarterdeck install. Built once by the app factory or the CLI and passed down."""
 
     model_config = SettingsConfigDict(env_prefix="QD_", toml_file="quarterdeck.toml", extra="forbid")
 
     database_url: str = Field(
-        default="sqlite:///./var/quarterdeck.db",
-        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db",
+        default_factory=default_database_url,
+        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db "
+        "(default: quarterdeck.db in the user's data folder, see data_dir)",
     )
     site_name: str = "Quarterdeck"
-    git_cache_dir: Path = Path("./var/git")
+    git_cache_dir: Path = Field(default_factory=lambda: data_dir() / "git")
     page_size: int = Field(default=50, ge=1, le=500)
     sql_echo: bool = False
     db_pool_size: int = Field(

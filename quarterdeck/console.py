@@ -1,21 +1,27 @@
-"""What every command shares: settings with readable errors, JSON output, domain errors as exit 1."""
+"""What every command shares: settings with readable errors, a database that is there, JSON output,
+domain errors as exit 1, and the one way to print text, tables and progress (never as Rich markup)."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session
 
 from quarterdeck.config import Settings
-from quarterdeck.db import transaction
-from quarterdeck.errors import QuarterdeckError
+from quarterdeck.db import database_location, transaction, unmigrated_database
+from quarterdeck.errors import QuarterdeckError, Unavailable
 from quarterdeck.runtime import Runtime, running
 
 P = ParamSpec("P")
@@ -32,10 +38,32 @@ def load_settings() -> Settings:
         raise typer.Exit(1) from exc
 
 
+def require_tables(settings: Settings) -> None:
+    """Refuse, in one line that says what to run, a database that is missing or was never migrated
+    (instead of creating an empty SQLite file and failing on its first query), or cannot be reached."""
+    try:
+        problem = unmigrated_database(settings.database_url)
+    except DatabaseError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise Unavailable(
+            f"cannot open the database at {database_location(settings.database_url)}: {reason}",
+            code="database.unreachable",
+        ) from None
+    if problem:
+        raise Unavailable(
+            f"{problem}: run `quarterdeck db upgrade`, or point QD_DATABASE_URL at your database",
+            code="database.not_migrated",
+        )
+
+
 @contextmanager
-def command_runtime() -> Iterator[Runtime]:
-    """The runtime of one command, from the settings (read with readable errors); closed at the end."""
-    with running(load_settings()) as runtime:
+def command_runtime(*, needs_tables: bool = True) -> Iterator[Runtime]:
+    """The runtime of one command, from the settings (read with readable errors); closed at the end.
+    Its database must have been migrated unless `needs_tables` is False (`db upgrade` makes them)."""
+    settings = load_settings()
+    if needs_tables:
+        require_tables(settings)
+    with running(settings) as runtime:
         yield runtime
 
 
@@ -69,3 +97,42 @@ def reports_errors(as_json_param: str = "as_json") -> Callable[[Callable[P, R]],
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# ---------------------------------------------------------------- text, tables and progress
+# Commands print through these, never through a Rich console of their own: Rich reads `[...]` in a
+# string as markup and drops it, so a message quoting `[a-z0-9]` or a name in brackets lost it.
+
+
+def _console(*, err: bool = False) -> Console:
+    return Console(stderr=err, markup=False, emoji=False, highlight=False)
+
+
+Part = str | tuple[str, str]
+"""Text, or (text, Rich style) such as ("error", "red"): coloured on a terminal, plain elsewhere."""
+
+
+def say(*parts: Part, err: bool = False) -> None:
+    """Print one line made of `parts`, as text: whatever they hold is printed as it is."""
+    _console(err=err).print(Text.assemble(*parts), soft_wrap=True)
+
+
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[str]], *, title: str | None = None) -> None:
+    """A table of text cells (never markup) on stdout."""
+    table = Table(*columns, title=title)
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    _console().print(table)
+
+
+def progress_bar(label: str, *, show: bool) -> Progress:
+    """A progress bar on stderr (`show=False`: none); each task's description is printed as text."""
+    return Progress(
+        TextColumn(label, style="bold", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}", markup=False),
+        console=_console(err=True),
+        disable=not show,
+    )

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
-from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, Table, create_engine, event
+from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, Table, create_engine, event, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.inspection import inspect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 from quarterdeck.config import Settings
@@ -154,6 +156,34 @@ def engine_for(settings: Settings) -> Engine:
     )
 
 
+def database_location(url: str) -> str:
+    """Where a database URL points, for messages: a SQLite file's absolute path, else the URL
+    without its password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        return str(Path(parsed.database).resolve())
+    return parsed.render_as_string(hide_password=True)
+
+
+def unmigrated_database(url: str) -> str | None:
+    """Why the database at `url` cannot be used yet, as "the database at ... does not exist yet" or
+    "... has no tables yet" (never migrated), or None when it has been migrated. A SQLite file that
+    is not there is not created (connecting would create it). Raises DatabaseError when the
+    database cannot be reached or read."""
+    parsed = make_url(url)
+    where = database_location(url)
+    sqlite_file = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+    if sqlite_file and not Path(where).is_file():
+        return f"the database at {where} does not exist yet"
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            migrated = inspect(connection).has_table("alembic_version")
+    finally:
+        engine.dispose()
+    return None if migrated else f"the database at {where} has no tables yet"
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
 
@@ -171,6 +201,14 @@ def lock_row(session: Session, row: Any) -> None:
     on SQLite the writer's BEGIN IMMEDIATE already holds the whole database, so a re-read suffices.
     Checks made after this see what the write will change: no lost update between them."""
     session.refresh(row, with_for_update=dialect_name(session) == "postgresql")
+
+
+def hold_lock(session: Session, name: str) -> None:
+    """Take the lock called `name` until the transaction ends, so writers of one kind take turns:
+    a transaction-level advisory lock on PostgreSQL; nothing on SQLite, whose writer transactions
+    (BEGIN IMMEDIATE) already run one at a time."""
+    if dialect_name(session) == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
 
 
 def process_state(session: Session, name: str, make: Callable[[], T]) -> T | None:

@@ -4,6 +4,7 @@ reachable, whatever order the catch-all routes were declared in."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -64,6 +65,19 @@ def test_a_domain_reaching_into_another_breaks_a_contract(
     assert done.returncode == 1, done.stdout[-3000:]
     assert "BROKEN" in done.stdout
     assert importer.replace("/", ".").removesuffix(".py").removesuffix(".__init__") in done.stdout
+
+
+def test_only_the_console_module_prints_with_rich() -> None:
+    """Commands print through quarterdeck/console.py, which never reads Rich markup: a Rich console of
+    their own would read `[a-z0-9]` in a message as markup and drop it."""
+    uses_rich = re.compile(r"^\s*(?:from|import) rich\b", re.MULTILINE)
+    importers = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "quarterdeck").rglob("*.py"))
+        if uses_rich.search(path.read_text(encoding="utf-8"))
+    ]
+
+    assert importers == ["quarterdeck/console.py"]
 
 
 def test_every_service_tab_is_reachable(client: TestClient) -> None:

@@ -10,13 +10,17 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from quarterdeck.access import service
 from quarterdeck.access.schemas import Actor, GlobalRole
 from quarterdeck.clock import SystemClock
-from quarterdeck.console import command_runtime, command_transaction, print_json, reports_errors
+from quarterdeck.console import (
+    command_runtime,
+    command_transaction,
+    print_json,
+    print_table,
+    reports_errors,
+)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
 SYSTEM = Actor.system("cli")
@@ -71,11 +75,20 @@ def list_users(as_json: JsonFlag = False) -> None:
     if as_json:
         print_json([u.model_dump(mode="json") for u in users])
         return
-    table = Table("id", "email", "role", "teams", "active", title=f"{len(users)} users")
-    for u in users:
-        teams = ", ".join(f"{slug}:{role}" for slug, role in sorted(u.teams.items()))
-        table.add_row(str(u.id), u.email, u.role, teams or "-", "yes" if u.active else "no")
-    Console().print(table)
+    print_table(
+        ("id", "email", "role", "teams", "active"),
+        (
+            (
+                str(u.id),
+                u.email,
+                u.role,
+                ", ".join(f"{slug}:{role}" for slug, role in sorted(u.teams.items())) or "-",
+                "yes" if u.active else "no",
+            )
+            for u in users
+        ),
+        title=f"{len(users)} users",
+    )
 
 
 @tokens_app.command("create")
@@ -124,19 +137,22 @@ def list_tokens(as_json: JsonFlag = False) -> None:
     if as_json:
         print_json([t.model_dump(mode="json") for t in tokens])
         return
-    table = Table("id", "name", "prefix", "scopes", "user/team", "expires", "last used", "state")
-    for t in tokens:
-        table.add_row(
-            str(t.id),
-            t.name,
-            t.prefix + "…",
-            ",".join(t.scopes),
-            t.user or (f"team {t.team}" if t.team else "service"),
-            t.expires_at.strftime("%Y-%m-%d") if t.expires_at else "never",
-            t.last_used_at.strftime("%Y-%m-%d %H:%M") if t.last_used_at else "never",
-            "active" if t.active else ("revoked" if t.revoked_at else "expired"),
-        )
-    Console().print(table)
+    print_table(
+        ("id", "name", "prefix", "scopes", "user/team", "expires", "last used", "state"),
+        (
+            (
+                str(t.id),
+                t.name,
+                t.prefix + "…",
+                ",".join(t.scopes),
+                t.user or (f"team {t.team}" if t.team else "service"),
+                t.expires_at.strftime("%Y-%m-%d") if t.expires_at else "never",
+                t.last_used_at.strftime("%Y-%m-%d %H:%M") if t.last_used_at else "never",
+                "active" if t.active else ("revoked" if t.revoked_at else "expired"),
+            )
+            for t in tokens
+        ),
+    )
 
 
 @tokens_app.command("revoke")

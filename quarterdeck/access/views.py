@@ -22,7 +22,7 @@ from quarterdeck.access.deps import (
     set_session_cookie,
 )
 from quarterdeck.access.oidc import AuthRequest, OidcClient, OidcProvider
-from quarterdeck.access.schemas import GlobalRole, Scope, TeamRoleName
+from quarterdeck.access.schemas import CreatedToken, GlobalRole, Scope, TeamRoleName
 from quarterdeck.config import Settings
 from quarterdeck.db import transaction
 from quarterdeck.errors import Invalid, QuarterdeckError, RateLimited, Unauthenticated
@@ -220,18 +220,47 @@ def oidc_callback(
 # ---------------------------------------------------------------- account and tokens
 
 
+def ci_snippets(created: CreatedToken, base_url: str) -> list[tuple[str, str]]:
+    """(title, shell text) of what CI pastes to report deploys with a new token: the `quarterdeck`
+    command, or curl where it is not installed; none for a token without the deploy scope."""
+    if Scope.DEPLOY not in created.scopes:
+        return []
+    base = base_url.rstrip("/")
+    command = (
+        "# keep the token in your CI's secrets; VERSION and RUN_ID (a retry reuses it) come from your CI\n"
+        f"export QD_API_URL='{base}'\n"
+        f"export QD_API_TOKEN='{created.token}'\n"
+        'quarterdeck deploys report --service SERVICE --environment ENVIRONMENT --version "$VERSION" '
+        '--id "$RUN_ID"'
+    )
+    curl = (
+        f"curl -fsS '{base}/api/v1/deploys' -H 'Authorization: Bearer {created.token}' \\\n"
+        "  -H 'Content-Type: application/json' --data-binary @- <<EOF\n"
+        '{"id": "$RUN_ID", "service": "SERVICE", "environment": "ENVIRONMENT", "version": "$VERSION",\n'
+        ' "status": "succeeded", "started_at": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"}\n'
+        "EOF"
+    )
+    return [("With the quarterdeck command", command), ("With curl", curl)]
+
+
 def _account(
-    request: Request, session: SessionDep, actor: SignedInDep, clock: ClockDep, **extra: object
+    request: Request,
+    session: SessionDep,
+    actor: SignedInDep,
+    clock: ClockDep,
+    new_token: CreatedToken | None = None,
 ) -> Response:
     user = service.find_user(session, actor.user_id) if actor.user_id else None
+    settings = runtime_of(request).settings
     context = {
         "user": service.user_out(session, user) if user else None,
         "tokens": service.list_tokens(session, actor, at=clock.now()) if user else [],
         "scopes": [s.value for s in service.scopes_offered(actor.role)],
-        **extra,
+        "new_token": new_token,
+        "ci_snippets": ci_snippets(new_token, settings.base_url) if new_token else [],
     }
     return templates.TemplateResponse(
-        request, "access/account.html", context, status_code=201 if "new_token" in extra else 200
+        request, "access/account.html", context, status_code=201 if new_token else 200
     )
 
 

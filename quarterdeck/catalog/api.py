@@ -46,7 +46,7 @@ def _not_modified(request: Request, etag: str) -> bool:
 # ---------------------------------------------------------------- services
 
 
-@router.get("/services", response_model=schemas.Page[schemas.ServiceSummary])
+@router.get("/services", response_model=schemas.CursorPage[schemas.ServiceSummary])
 def list_services(
     session: SessionDep,
     owner: str | None = None,
@@ -59,11 +59,14 @@ def list_services(
     q: Annotated[str | None, Query(max_length=200)] = None,
     page: PageNo = 1,
     per_page: PerPage = 50,
-) -> schemas.Page[schemas.ServiceSummary]:
+    cursor: Annotated[str | None, Query(max_length=600)] = None,
+) -> schemas.CursorPage[schemas.ServiceSummary]:
+    """Services by slug. Follow `next_cursor` (`?cursor=`) to walk the whole list: each page is one
+    index range however deep; `?page=` is kept for jumping to a page number."""
     filters = schemas.ServiceFilters(
         owner=owner, tier=tier, lifecycle=lifecycle, tag=tag, system=system, kind=kind, type=type, text=q
     )
-    return service.list_services(session, filters, page=page, per_page=per_page)
+    return service.list_services(session, filters, page=page, per_page=per_page, cursor=cursor)
 
 
 @router.post("/services", status_code=201, response_model=schemas.ServiceOut)
@@ -80,9 +83,8 @@ def create_service(
 
 @router.get("/services/{slug:path}", response_model=schemas.ServiceOut)
 def get_service(request: Request, slug: str, session: SessionDep, kind: Kind = None) -> Response:
-    """The hottest route of the portal: a cached answer costs one indexed one-row query."""
-    found = service.cached_service_json(session, slug, kind) or service.service_json(session, slug, kind)
-    etag, body = found
+    """The hottest route of the portal: one indexed read of the stored answer (readmodel.py)."""
+    etag, body = service.service_json(session, slug, kind)
     if _not_modified(request, etag):
         return Response(status_code=304, headers={"ETag": etag})
     return Response(body, media_type="application/json", headers={"ETag": etag})

@@ -1,6 +1,8 @@
-"""Read caches of catalog views, valid for one catalog generation, held per runtime (process).
+"""Per-process caches of things drawn from the whole catalog (a service's dependency graph, the
+spelling vocabulary of search), valid for one catalog generation. Entities are not cached here:
+their answers are materialized at write time (readmodel.py).
 
-Every catalog write bumps `catalog_state.generation` in the same transaction, so a cached view is
+Every catalog write bumps `catalog_state.generation` in the same transaction, so a cached value is
 served only while the generation it was built at is still current. A process re-reads the
 generation at most every GENERATION_TTL seconds, and at once after its own writes commit: a change
 made through another replica shows within that time, and a cached read costs no query at all.
@@ -65,16 +67,6 @@ def bump_generation(session: Session) -> None:
         views.generation = None
 
     event.listen(session, "after_commit", forget, once=True)
-
-
-def peek(session: Session, key: Hashable) -> object | None:
-    """The cached value for `key` at the current generation, or None: never builds anything."""
-    views = _cache_of(session)
-    if views is None:
-        return None
-    full_key = (generation(session, views), key)
-    with views.lock:
-        return views.entries.get(full_key)
 
 
 def cached(session: Session, key: Hashable, build: Callable[[], T]) -> T:

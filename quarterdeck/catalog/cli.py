@@ -6,19 +6,50 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from quarterdeck.catalog import importer, schemas, service, source_sync
 from quarterdeck.catalog.schemas import ServiceFilters
-from quarterdeck.console import command_runtime, print_json, reports_errors
+from quarterdeck.console import command_runtime, print_json, print_table, progress_bar, reports_errors, say
+from quarterdeck.db import transaction
+from quarterdeck.runtime import Runtime
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
 
 
+def materialize_missing(runtime: Runtime) -> int:
+    """After a schema upgrade: materialize the services the read model does not hold yet (all of
+    them, the first time); the number materialized."""
+    with transaction(runtime.writers) as session:
+        if service.read_model_missing(session) == 0:
+            return 0
+        return service.rebuild_read_model(session)
+
+
 def register(app: typer.Typer) -> None:
     """Add the catalog's commands to the root `quarterdeck` command."""
+    catalog_app = typer.Typer(help="The catalog's read model.", no_args_is_help=True)
+    app.add_typer(catalog_app, name="catalog")
+
+    @catalog_app.command("rebuild")
+    @reports_errors()
+    def rebuild() -> None:
+        """Materialize every service's answer again from the catalog tables."""
+        with command_runtime() as runtime, transaction(runtime.writers) as session:
+            count = service.rebuild_read_model(session)
+        typer.echo(f"{count} services materialized")
+
+    @catalog_app.command("check")
+    @reports_errors()
+    def check() -> None:
+        """Compare the stored answers with answers built now from the tables; exit 1 on a difference."""
+        with command_runtime() as runtime, runtime.sessions() as session:
+            problems = service.check_read_model(session)
+        for problem in problems:
+            typer.echo(problem)
+        if problems:
+            typer.echo("run `quarterdeck catalog rebuild` to mend them", err=True)
+            raise typer.Exit(1)
+        typer.echo("the read model matches the catalog tables")
 
     @app.command("import")
     @reports_errors()
@@ -43,18 +74,7 @@ def register(app: typer.Typer) -> None:
         `quarterdeck serve`) imports it again on its own, reading only the files that changed.
         """
         show_bar = sys.stderr.isatty() and not as_json
-        with (
-            command_runtime() as runtime,
-            Progress(
-                TextColumn("[bold]importing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("{task.description}"),
-                console=Console(stderr=True),
-                disable=not show_bar,
-            ) as bar,
-        ):
+        with command_runtime() as runtime, progress_bar("importing", show=show_bar) as bar:
             task = bar.add_task("", total=None)
 
             def progress(done: int, total: int, file: str) -> None:
@@ -109,46 +129,46 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(result.model_dump(mode="json"))
             return
-        table = Table("slug", "tier", "lifecycle", "owner", "system", title=f"{result.total} services")
-        for item in result.items:
-            table.add_row(
-                item.slug, str(item.tier or "-"), item.lifecycle, item.owner or "-", item.system or "-"
-            )
-        Console().print(table)
+        print_table(
+            ("slug", "tier", "lifecycle", "owner", "system"),
+            (
+                (item.slug, str(item.tier or "-"), item.lifecycle, item.owner or "-", item.system or "-")
+                for item in result.items
+            ),
+            title=f"{result.total} services",
+        )
 
 
 def _print_report(report: importer.ImportReport) -> None:
-    console = Console(stderr=False, highlight=False)
-    console.print(
+    say(
         f"{report.files} files, {report.entities} entities: {report.created} created, "
         f"{report.updated} updated, {report.unchanged} unchanged, {report.removed} removed"
     )
     if report.next_sync_at is not None:
-        console.print(f"next sync at {report.next_sync_at:%Y-%m-%d %H:%M:%S} UTC, then on its own")
+        say(f"next sync at {report.next_sync_at:%Y-%m-%d %H:%M:%S} UTC, then on its own")
     elif report.source.startswith("git:"):
-        console.print("it does not sync on its own (--sync turns that on)")
+        say("it does not sync on its own (--sync turns that on)")
     for problem in report.errors:
         where = f"{problem.file}:{problem.line}" if problem.line else problem.file
-        console.print(f"[red]error[/red] {where}: {problem.message}", markup=True, soft_wrap=True)
+        say(("error", "red"), f" {where}: {problem.message}")
     for problem in report.notices:
         where = f"{problem.file}:{problem.line}" if problem.line else problem.file
-        console.print(f"[yellow]note[/yellow]  {where}: {problem.message}", soft_wrap=True)
+        say(("note", "yellow"), f"  {where}: {problem.message}")
 
 
 def _print_whois(answer: schemas.Whois) -> None:
-    console = Console(highlight=False)
-    console.print(f"[bold]{answer.name}[/bold] ({answer.type})  {answer.url}")
-    console.print(answer.answer)
+    say((answer.name, "bold"), f" ({answer.type})  {answer.url}")
+    say(answer.answer)
     for contact in answer.contacts:
         person = contact.person
         reach = (
             ", ".join(filter(None, [person.email, person.chat_handle])) if person else "not in the catalog"
         )
-        console.print(f"  {contact.role}: {person.name if person else contact.ref} ({reach})")
+        say(f"  {contact.role}: {person.name if person else contact.ref} ({reach})")
     for member in answer.team_members[:8]:
         if member.person:
-            console.print(f"  {member.role}: {member.person.name} ({member.person.email or '-'})")
+            say(f"  {member.role}: {member.person.name} ({member.person.email or '-'})")
     if answer.channels:
-        console.print(f"  chat: {', '.join(answer.channels)}")
+        say(f"  chat: {', '.join(answer.channels)}")
     if answer.emails:
-        console.print(f"  e-mail: {', '.join(answer.emails)}")
+        say(f"  e-mail: {', '.join(answer.emails)}")

@@ -113,7 +113,7 @@ class Service(SourcedMixin, Base):
     __table_args__ = (
         UniqueConstraint("kind", "slug"),
         CheckConstraint("tier IS NULL OR (tier >= 1 AND tier <= 4)", name="tier_range"),
-        Index("ix_services_slug", "slug"),
+        Index("ix_services_slug", "slug", "kind"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -220,6 +220,24 @@ class SearchDocument(Base):
     summary: Mapped[str] = mapped_column(Text, default="")
     body: Mapped[str] = mapped_column(Text, default="")
     url: Mapped[str] = mapped_column(String(500))
+
+
+class ServiceView(Base):
+    """A service as the API answers it, materialized by the write that changed anything it shows
+    (readmodel.py): the JSON body with its ETag, and the summary that lists and filters return."""
+
+    __tablename__ = "service_views"
+    __table_args__ = (Index("ix_service_views_slug_rank", "slug", "rank"),)
+
+    service_id: Mapped[int] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    kind: Mapped[str] = mapped_column(String(20))
+    slug: Mapped[str] = mapped_column(String(200))
+    rank: Mapped[int] = mapped_column(Integer)
+    etag: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)
+    summary: Mapped[str] = mapped_column(Text)
 
 
 class CatalogState(Base):

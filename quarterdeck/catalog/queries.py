@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from quarterdeck.catalog.models import (
@@ -88,26 +88,47 @@ Edge = tuple[Key, str, Key]  # (declaring service, relation, target)
 
 
 def edges_touching(session: Session, keys: set[Key]) -> list[Edge]:
-    """Every edge declared by, or pointing at, one of the services named by (kind, slug)."""
+    """Every edge declared by, or pointing at, one of the services named by (kind, slug), in the
+    order they were declared."""
     slugs = sorted({slug for _kind, slug in keys})
     columns = (
+        ServiceDependency.id,
         Service.kind,
         Service.slug,
         ServiceDependency.relation,
         ServiceDependency.target_kind,
         ServiceDependency.target_slug,
     )
-    edges: list[Edge] = []
+    found: dict[int, Edge] = {}
     for chunk in _chunks(slugs):
         joined = select(*columns).join(Service, Service.id == ServiceDependency.service_id)
         for query in (
             joined.where(Service.slug.in_(chunk)),
             joined.where(ServiceDependency.target_slug.in_(chunk)),
         ):
-            for kind, slug, relation, target_kind, target_slug in session.execute(query):
+            for edge_id, kind, slug, relation, target_kind, target_slug in session.execute(query):
                 if (kind, slug) in keys or (target_kind, target_slug) in keys:
-                    edges.append(((kind, slug), relation, (target_kind, target_slug)))
-    return list(dict.fromkeys(edges))
+                    found[edge_id] = ((kind, slug), relation, (target_kind, target_slug))
+    return list(dict.fromkeys(found[edge_id] for edge_id in sorted(found)))
+
+
+def service_ids_by_keys(session: Session, keys: set[Key]) -> dict[Key, int]:
+    found: dict[Key, int] = {}
+    for chunk in _chunks(sorted({slug for _kind, slug in keys})):
+        for service_id, kind, slug in session.execute(
+            select(Service.id, Service.kind, Service.slug).where(Service.slug.in_(chunk))
+        ):
+            if (kind, slug) in keys:
+                found[(kind, slug)] = service_id
+    return found
+
+
+def systems_by_slugs(session: Session, slugs: set[str]) -> dict[str, System]:
+    found: dict[str, System] = {}
+    for chunk in _chunks(sorted(slugs)):
+        for system in session.scalars(select(System).where(System.slug.in_(chunk))):
+            found[system.slug] = system
+    return found
 
 
 def filtered_services(filters: ServiceFilters) -> Select[Service]:
@@ -140,6 +161,12 @@ def filtered_services(filters: ServiceFilters) -> Select[Service]:
     return query
 
 
+def after_key(key: tuple[str, str]) -> ColumnElement[bool]:
+    """Services after (slug, kind) in the list's order: the keyset condition, one index range."""
+    slug, kind = key
+    return or_(Service.slug > slug, and_(Service.slug == slug, Service.kind > kind))
+
+
 def count(session: Session, query: Select[Service]) -> int:
     return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
 
@@ -153,11 +180,6 @@ def services_owned_by(session: Session, owner_refs: list[str]) -> list[Service]:
             .order_by(Service.tier, Service.slug)
         )
     )
-
-
-def services_in_system(session: Session, slug: str) -> list[Service]:
-    query = select(Service).where(Service.system_ref == slug).options(selectinload(Service.tags))
-    return list(session.scalars(query.order_by(Service.slug)))
 
 
 def memberships_of_team(session: Session, slug: str) -> list[Membership]:

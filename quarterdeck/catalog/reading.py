@@ -1,44 +1,34 @@
-"""Catalog read models: entities with their references resolved, as the API and pages show them."""
+"""Catalog reads as the API and pages show them: services from the materialized read model
+(readmodel.py), teams, people and systems built from their rows and the services' stored summaries."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
-from quarterdeck.catalog import cache, queries, schemas, search, store
+from quarterdeck.catalog import queries, readmodel, schemas, search, store
 from quarterdeck.catalog.models import Person, Service, System, Team
+from quarterdeck.catalog.readmodel import (
+    OUTGOING,
+    directed_edges,
+    errors_of,
+    owner_of,
+    person_brief,
+    source_of,
+    system_ref,
+    team_brief,
+)
 from quarterdeck.catalog.schemas import ServiceFilters
-from quarterdeck.errors import NotFound
+from quarterdeck.errors import Invalid, NotFound
 
-OUTGOING = ("depends_on", "consumes_api", "provides_api", "part_of")
+__all__ = ["OUTGOING", "directed_edges", "team_brief"]
 
 
 def etag_of(row: store.Entity) -> str:
     table, _key = store.identity_of(row)
     return f'"{table}-{row.id}-v{row.version}"'
-
-
-def _person_brief(person: Person) -> schemas.PersonBrief:
-    return schemas.PersonBrief(
-        slug=person.slug,
-        name=person.name,
-        email=person.email,
-        chat_handle=person.chat_handle,
-        title=person.title,
-        url=f"/people/{person.slug}",
-    )
-
-
-def team_brief(team: Team) -> schemas.TeamBrief:
-    return schemas.TeamBrief(
-        slug=team.slug,
-        name=team.name,
-        email=team.email,
-        chat_channel=team.chat_channel,
-        url=f"/teams/{team.slug}",
-    )
 
 
 def summary_of(service: Service) -> schemas.ServiceSummary:
@@ -57,158 +47,88 @@ def summary_of(service: Service) -> schemas.ServiceSummary:
     )
 
 
-def _source(row: store.Entity) -> schemas.SourceInfo:
-    return schemas.SourceInfo(
-        source=row.source,
-        file=row.source_file,
-        line=row.source_line,
-        detached_from=row.detached_from,
-        descriptor=row.descriptor,
-    )
-
-
-def _errors(row: store.Entity) -> list[schemas.ImportError_]:
-    return [schemas.ImportError_(**error) for error in row.import_errors or []]
-
-
 def _owner(session: Session, ref: str | None) -> schemas.Owner | None:
     if not ref:
         return None
-    if ref.startswith("user:") or "@" in ref:
-        person = queries.people_by_refs(session, {ref}).get(ref)
-        return schemas.Owner(ref=ref, person=_person_brief(person) if person else None)
-    team = queries.teams_by_slugs(session, {ref}).get(ref)
-    return schemas.Owner(ref=ref, team=team_brief(team) if team else None)
+    if readmodel.is_person_ref(ref):
+        return owner_of(ref, {}, queries.people_by_refs(session, {ref}))
+    return owner_of(ref, queries.teams_by_slugs(session, {ref}), {})
 
 
 def _system_ref(session: Session, slug: str | None) -> schemas.Ref | None:
-    if not slug:
-        return None
-    system = session.scalar(select(System).where(System.slug == slug))
-    return schemas.Ref(
-        type="system",
-        ref=slug,
-        slug=slug,
-        name=system.title if system else None,
-        url=f"/systems/{slug}" if system else None,
-        exists=system is not None,
-    )
+    return system_ref(slug, queries.systems_by_slugs(session, {slug} if slug else set()))
+
+
+def _not_found(slug: str, kind: str | None) -> NotFound:
+    what = f"{kind} {slug!r}" if kind else f"service {slug!r}"
+    return NotFound(f"{what} is not in the catalog", code="catalog.service_not_found")
 
 
 def get_service(session: Session, slug: str, kind: str | None = None) -> Service:
     service = queries.service_by_slug(session, slug.lower(), kind)
     if service is None:
-        what = f"{kind} {slug!r}" if kind else f"service {slug!r}"
-        raise NotFound(f"{what} is not in the catalog", code="catalog.service_not_found")
+        raise _not_found(slug, kind)
     return service
 
 
-def _edge(relation: str, key: queries.Key, found: queries.ServiceBrief | None) -> schemas.Edge:
-    kind, slug = key
-    return schemas.Edge(
-        relation=relation,
-        kind=kind,
-        slug=slug,
-        title=found.title if found else None,
-        tier=found.tier if found else None,
-        url=search.service_url(kind, slug) if found else None,
-        exists=found is not None,
-    )
-
-
-def directed_edges(edges: list[queries.Edge]) -> list[tuple[queries.Key, str, queries.Key]]:
-    """Edges as (caller, relation, callee): `dependencyOf` is a dependency written on the other side."""
-    directed = []
-    for source, relation, target in edges:
-        if relation == "dependency_of":
-            directed.append((target, "depends_on", source))
-        else:
-            directed.append((source, relation, target))
-    return list(dict.fromkeys(directed))
-
-
-def service_edges(session: Session, service: Service) -> tuple[list[schemas.Edge], list[schemas.Edge]]:
-    """(what it depends on, what depends on it), from edges declared on either side."""
-    me = (service.kind, service.slug)
-    edges = directed_edges(queries.edges_touching(session, {me}))
-    outgoing = [
-        (relation, callee) for caller, relation, callee in edges if caller == me and relation in OUTGOING
-    ]
-    incoming = [(relation, caller) for caller, relation, callee in edges if callee == me and caller != me]
-    found = queries.services_by_keys(session, {key for _r, key in outgoing + incoming})
-    incoming.sort(key=lambda edge: edge[1][1])
-    return (
-        [_edge(relation, key, found.get(key)) for relation, key in outgoing],
-        [_edge(relation, key, found.get(key)) for relation, key in incoming],
-    )
-
-
 def service_view(session: Session, slug: str, kind: str | None = None) -> schemas.ServiceOut:
-    """A service with every reference resolved; cached until the catalog next changes."""
-    return cache.cached(session, ("service", slug.lower(), kind), lambda: _service_view(session, slug, kind))
-
-
-def cached_service_json(session: Session, slug: str, kind: str | None = None) -> tuple[str, bytes] | None:
-    """The cached (ETag, JSON body) of a service if there is one: one one-row query, nothing built."""
-    found = cache.peek(session, ("service-json", slug.lower(), kind))
-    return found if isinstance(found, tuple) else None
+    """A service with every reference resolved, as stored by the last write that changed it."""
+    view = readmodel.stored_view(session, slug, kind)
+    if view is None:
+        raise _not_found(slug, kind)
+    return view
 
 
 def service_json(session: Session, slug: str, kind: str | None = None) -> tuple[str, bytes]:
-    """(ETag, JSON body) of a service as the API answers it; cached like the view."""
-
-    def build() -> tuple[str, bytes]:
-        view = service_view(session, slug, kind)
-        return view.etag, view.model_dump_json().encode()
-
-    return cache.cached(session, ("service-json", slug.lower(), kind), build)
+    """(ETag, JSON body) of a service as the API answers it: one indexed read of stored bytes."""
+    found = readmodel.stored_json(session, slug, kind)
+    if found is None:
+        raise _not_found(slug, kind)
+    return found
 
 
-def _service_view(session: Session, slug: str, kind: str | None) -> schemas.ServiceOut:
-    service = get_service(session, slug, kind)
-    people = queries.people_by_refs(session, {c.person_ref for c in service.contacts})
-    depends_on, dependents = service_edges(session, service)
-    return schemas.ServiceOut(
-        **summary_of(service).model_dump(),
-        owner_detail=_owner(session, service.owner_ref),
-        system_detail=_system_ref(session, service.system_ref),
-        contacts=[
-            schemas.Contact(
-                role=c.role,
-                ref=c.person_ref,
-                person=_person_brief(people[c.person_ref]) if c.person_ref in people else None,
-            )
-            for c in service.contacts
-        ],
-        links=service.links,
-        depends_on=depends_on,
-        dependents=dependents,
-        image=service.image_repository,
-        definition=service.definition,
-        annotations=service.annotations,
-        custom=service.custom_fields,
-        source=_source(service),
-        import_errors=_errors(service),
-        version=service.version,
-        etag=etag_of(service),
-        created_at=service.created_at,
-        updated_at=service.updated_at,
-    )
+def _after(cursor: str, page: int) -> tuple[str, str]:
+    if page != 1:
+        raise Invalid(
+            "send either cursor or page, not both",
+            code="catalog.cursor_and_page",
+            details=[{"field": "page", "message": "must be left out when a cursor is sent"}],
+        )
+    try:
+        slug, kind = schemas.key_of_cursor(cursor, 2)
+    except ValueError as exc:
+        raise Invalid(
+            f"cursor: {exc}; send the next_cursor of a previous page",
+            code="catalog.bad_cursor",
+            details=[{"field": "cursor", "message": str(exc)}],
+        ) from exc
+    return slug, kind
 
 
 def list_services(
-    session: Session, filters: ServiceFilters, *, page: int = 1, per_page: int = 50
-) -> schemas.Page[schemas.ServiceSummary]:
+    session: Session,
+    filters: ServiceFilters,
+    *,
+    page: int = 1,
+    per_page: int = 50,
+    cursor: str | None = None,
+) -> schemas.CursorPage[schemas.ServiceSummary]:
+    """A page of services by slug; a `cursor` (a page's `next_cursor`) continues after the service it
+    names in one index range, instead of counting `page` pages from the start."""
     query = queries.filtered_services(filters)
     total = queries.count(session, query)
-    rows = session.scalars(
-        query.options(selectinload(Service.tags))
-        .order_by(Service.slug, Service.kind)
-        .offset((page - 1) * per_page)
-        .limit(per_page)
-    )
-    return schemas.Page[schemas.ServiceSummary](
-        items=[summary_of(row) for row in rows], total=total, page=page, per_page=per_page
+    after = _after(cursor, page) if cursor is not None else None
+    if after is not None:
+        query = query.where(queries.after_key(after))
+    offset = 0 if after is not None else (page - 1) * per_page
+    items = readmodel.summaries(session, query, Service.slug, Service.kind, offset=offset, limit=per_page)
+    last = items[-1] if len(items) == per_page else None
+    return schemas.CursorPage[schemas.ServiceSummary](
+        items=items,
+        total=total,
+        page=page,
+        per_page=per_page,
+        next_cursor=schemas.cursor_of(last.slug, last.kind) if last else None,
     )
 
 
@@ -222,7 +142,7 @@ def members_of(session: Session, memberships: list[Any]) -> list[schemas.Member]
             members[key] = schemas.Member(
                 role=membership.role,
                 ref=membership.person_ref,
-                person=_person_brief(person) if person else None,
+                person=person_brief(person) if person else None,
             )
     order = {"lead": 0, "manager": 1}
     return sorted(
@@ -258,11 +178,13 @@ def team_view(session: Session, slug: str) -> schemas.TeamOut:
         else None,
         children=[team_brief(child) for child in queries.child_teams(session, team)],
         members=members_of(session, queries.memberships_of_team(session, team.slug)),
-        services=[summary_of(s) for s in queries.services_owned_by(session, [team.slug])],
+        services=readmodel.summaries(
+            session, select(Service).where(Service.owner_ref == team.slug), Service.tier, Service.slug
+        ),
         links=team.links,
         annotations=team.annotations,
-        source=_source(team),
-        import_errors=_errors(team),
+        source=source_of(team),
+        import_errors=errors_of(team),
         version=team.version,
         etag=etag_of(team),
     )
@@ -280,7 +202,7 @@ def person_view(session: Session, key: str) -> schemas.PersonOut:
     team_refs = {m.team_ref for m in queries.memberships_of_person(session, person)}
     teams = queries.teams_by_slugs(session, team_refs)
     return schemas.PersonOut(
-        **_person_brief(person).model_dump(),
+        **person_brief(person).model_dump(),
         avatar_url=person.avatar_url,
         teams=[team_brief(teams[ref]) for ref in sorted(team_refs) if ref in teams],
         contact_for=[
@@ -294,8 +216,8 @@ def person_view(session: Session, key: str) -> schemas.PersonOut:
         ],
         links=person.links,
         annotations=person.annotations,
-        source=_source(person),
-        import_errors=_errors(person),
+        source=source_of(person),
+        import_errors=errors_of(person),
         version=person.version,
         etag=etag_of(person),
     )
@@ -323,11 +245,13 @@ def system_view(session: Session, slug: str) -> schemas.SystemOut:
             )
             for s in queries.systems_in_domain(session, system.slug)
         ],
-        services=[summary_of(s) for s in queries.services_in_system(session, system.slug)],
+        services=readmodel.summaries(
+            session, select(Service).where(Service.system_ref == system.slug), Service.slug
+        ),
         links=system.links,
         annotations=system.annotations,
-        source=_source(system),
-        import_errors=_errors(system),
+        source=source_of(system),
+        import_errors=errors_of(system),
         version=system.version,
         etag=etag_of(system),
         url=f"/systems/{system.slug}",

@@ -3,6 +3,9 @@ read of it: a service's ServiceRef, the filters of the service list."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -209,6 +212,30 @@ class Page(BaseModel, Generic[T]):
     total: int
     page: int
     per_page: int
+
+
+class CursorPage(Page[T], Generic[T]):
+    """A page of a long list. `next_cursor`, when there are more, asks for the page after this one
+    in one index range (`?cursor=`), however deep: an offset (`?page=`) reads and skips every row
+    before it."""
+
+    next_cursor: str | None = None
+
+
+def cursor_of(*key: str) -> str:
+    """An opaque cursor for the row with this sort key."""
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
+
+
+def key_of_cursor(cursor: str, size: int) -> tuple[str, ...]:
+    """The sort key in a cursor made by `cursor_of`; ValueError if it is not one."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error) as exc:
+        raise ValueError("not a cursor this API gave out") from exc
+    if not isinstance(key, list) or len(key) != size or not all(isinstance(part, str) for part in key):
+        raise ValueError("not a cursor this API gave out")
+    return tuple(key)
 
 
 class SearchHit(BaseModel):

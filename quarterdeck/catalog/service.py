@@ -15,13 +15,12 @@ from sqlalchemy.orm import Session
 
 from quarterdeck.access import service as access
 from quarterdeck.access.schemas import Actor, Resource
-from quarterdeck.catalog import cache, graph, queries, schemas, search, store
+from quarterdeck.catalog import cache, graph, queries, readmodel, schemas, search, store
 from quarterdeck.catalog.descriptors.drafts import PersonDraft, ServiceDraft, SystemDraft, TeamDraft
 from quarterdeck.catalog.descriptors.quarterdeck_format import FIELDS_MODELS, to_entity
 from quarterdeck.catalog.models import UI_SOURCE, Person, Service, System, Team
 from quarterdeck.catalog.reading import (
     OUTGOING,
-    cached_service_json,
     directed_edges,
     etag_of,
     get_person,
@@ -31,13 +30,13 @@ from quarterdeck.catalog.reading import (
     list_entities,
     list_services,
     person_view,
-    service_edges,
     service_json,
     service_view,
     system_view,
     team_view,
 )
 from quarterdeck.catalog.schemas import ServiceFilters, ServiceRef
+from quarterdeck.catalog.suggest import closest_names, did_you_mean
 from quarterdeck.catalog.whois import whois
 from quarterdeck.db import lock_row
 from quarterdeck.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionFailed
@@ -46,11 +45,13 @@ __all__ = [
     "OUTGOING",
     "ServiceFilters",
     "ServiceRef",
-    "cached_service_json",
     "catalog_stats",
+    "check_read_model",
+    "closest_names",
     "create",
     "current_fields",
     "delete",
+    "did_you_mean",
     "editable_row",
     "etag_of",
     "list_entities",
@@ -58,9 +59,10 @@ __all__ = [
     "may_edit",
     "neighbourhood",
     "person_view",
+    "read_model_missing",
+    "rebuild_read_model",
     "render_neighbourhood",
     "search_catalog",
-    "service_edges",
     "service_facets",
     "service_json",
     "service_ref",
@@ -85,13 +87,29 @@ def _validate(table: str, fields: dict[str, Any]) -> Any:
         raise Invalid.from_validation(exc) from exc
 
 
-def _check_etag(row: store.Entity, if_match: str | None) -> None:
-    if if_match is not None and if_match.strip() not in {etag_of(row), "*"}:
-        raise PreconditionFailed(
-            f"the {store.identity_of(row)[0]} changed since you read it "
-            f"(its ETag is {etag_of(row)}, you sent {if_match})",
-            code="catalog.stale_etag",
-        )
+def current_etag(session: Session, row: store.Entity) -> str:
+    """The ETag a GET answers now: a service's is its stored answer's (it changes when anything the
+    answer shows changes); other entities' are their own version's."""
+    if isinstance(row, Service):
+        return readmodel.stored_etag(session, row.id) or etag_of(row)
+    return etag_of(row)
+
+
+def _check_etag(session: Session, row: store.Entity, if_match: str | None) -> None:
+    if if_match is None:
+        return
+    etag = current_etag(session, row)
+    sent = if_match.strip()
+    if sent == "*" or sent == etag:
+        return
+    hint = ""
+    if not sent.startswith(('"', 'W/"')):
+        hint = "; an ETag is sent as it was received, double quotes included"
+    raise PreconditionFailed(
+        f"the {store.identity_of(row)[0]} changed since you read it "
+        f"(its ETag is {etag}, you sent {sent}){hint}",
+        code="catalog.stale_etag",
+    )
 
 
 def resource_of(entity: store.Entity | Any) -> Resource:
@@ -134,11 +152,11 @@ def service_ref(session: Session, slug: str, kind: str | None = None) -> Service
     row = queries.service_by_slug(session, slug.lower(), kind)
     if row is None:
         what = f"{kind} {slug!r}" if kind else f"service {slug!r}"
-        hits = search.search(session, slug, limit=5, entity_type="service")
+        near = closest_names(session, slug, entity_type="service")
         raise NotFound(
-            f"{what} is not in the catalog",
+            f"{what} is not in the catalog{did_you_mean(near)}",
             code="catalog.service_not_found",
-            details={"suggestions": list(dict.fromkeys(hit.slug for hit in hits))},
+            details={"suggestions": near},
         )
     return _ref(row)
 
@@ -182,6 +200,7 @@ def create(
     """Add an entity made in the portal; it belongs to the UI source, never touched by imports."""
     entity = to_entity(_validate(table, fields))
     access.require(actor, "catalog.create", resource_of(entity))
+    readmodel.lock_catalog(session)
     draft_identity = ("service", f"component:{entity.slug}") if table == "service" else (table, entity.slug)
     existing = store.find(session, draft_identity)
     if existing is not None:
@@ -278,9 +297,10 @@ def update(
     The actor must be allowed to edit the entity as it is and, when the owner changes, as it will be:
     nobody hands a service to a team and keeps editing it, nor takes one from another team.
     """
+    readmodel.lock_catalog(session)
     lock_row(session, row)
     access.require(actor, "catalog.edit", _person_resource(session, actor, row))
-    _check_etag(row, if_match)
+    _check_etag(session, row, if_match)
     table, _key = store.identity_of(row)
     before = current_fields(row)
     if partial:
@@ -384,9 +404,10 @@ def _teammembers_of(session: Session, row: store.Entity) -> list[dict[str, str]]
 
 
 def delete(session: Session, actor: Actor, row: store.Entity, *, if_match: str | None, now: datetime) -> None:
+    readmodel.lock_catalog(session)
     lock_row(session, row)
     access.require(actor, "catalog.delete", _person_resource(session, actor, row))
-    _check_etag(row, if_match)
+    _check_etag(session, row, if_match)
     table, _key = store.identity_of(row)
     before, target = current_fields(row), _audit_target(row)
     store.remove(session, row)
@@ -511,3 +532,20 @@ def catalog_stats(session: Session) -> dict[str, int]:
 def service_facets(session: Session) -> dict[str, list[str]]:
     """Values the service list can be filtered by, for its filter menus."""
     return queries.distinct_values(session)
+
+
+def rebuild_read_model(session: Session) -> int:
+    """Materialize every service's answer again; the number rebuilt."""
+    readmodel.lock_catalog(session)
+    count = readmodel.rebuild_all(session)
+    cache.bump_generation(session)
+    return count
+
+
+def check_read_model(session: Session) -> list[str]:
+    """Where the stored answers differ from the tables (empty: consistent)."""
+    return readmodel.differences(session)
+
+
+def read_model_missing(session: Session) -> int:
+    return readmodel.missing_count(session)

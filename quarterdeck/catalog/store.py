@@ -16,7 +16,7 @@ from typing import Any, cast
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
-from quarterdeck.catalog import cache, search
+from quarterdeck.catalog import cache, readmodel, search
 from quarterdeck.catalog.descriptors.drafts import (
     EntityDraft,
     Origin,
@@ -130,7 +130,12 @@ def _provenance(write: Write, source: str, now: datetime) -> dict[str, Any]:
 
 
 def save(session: Session, writes: list[Write], *, source: str, now: datetime) -> list[int]:
-    """Create or update every entity in `writes`; returns their ids in the same order."""
+    """Create or update every entity in `writes`, and the answers of every service they show in;
+    returns their ids in the same order."""
+    if not writes:
+        return []
+    readmodel.lock_catalog(session)
+    changes = _changes_before(session, writes)
     ids: list[int] = [0] * len(writes)
     for table, model in MODELS.items():
         positions = [i for i, w in enumerate(writes) if w.entity.entity_type == table]
@@ -162,9 +167,33 @@ def save(session: Session, writes: list[Write], *, source: str, now: datetime) -
             updated[write.entity.entity_type].add(entity_id)
     _replace_children(session, writes, ids, updated)
     search.replace_documents(session, [(w.entity, i) for w, i in zip(writes, ids, strict=True)], updated)
-    if writes:
-        cache.bump_generation(session)
+    for write, entity_id in zip(writes, ids, strict=True):
+        _note(changes, write.entity, entity_id)
+    readmodel.refresh(session, changes)
+    cache.bump_generation(session)
     return ids
+
+
+def _changes_before(session: Session, writes: list[Write]) -> readmodel.Changes:
+    """What the rows about to be rewritten show now: edges they declare, a person's old e-mail."""
+    changes = readmodel.Changes()
+    updated_services = [w.row.id for w in writes if isinstance(w.row, Service)]
+    changes.service_keys |= readmodel.declared_targets(session, updated_services)
+    for write in writes:
+        if isinstance(write.row, Person):
+            changes.person_refs |= readmodel.person_refs(write.row.slug, write.row.email)
+    return changes
+
+
+def _note(changes: readmodel.Changes, entity: EntityDraft, entity_id: int) -> None:
+    if isinstance(entity, ServiceDraft):
+        changes.services.add(entity_id)
+    elif isinstance(entity, TeamDraft):
+        changes.teams.add(entity.slug)
+    elif isinstance(entity, PersonDraft):
+        changes.person_refs |= readmodel.person_refs(entity.slug, entity.email)
+    else:
+        changes.systems.add(entity.slug)
 
 
 def _key(entity: EntityDraft) -> tuple[str, str]:
@@ -249,10 +278,31 @@ def _replace_children(
 
 
 def remove(session: Session, row: Entity) -> None:
+    """Delete an entity, and mend the answers of the services that showed it."""
+    readmodel.lock_catalog(session)
     table, _key = identity_of(row)
+    changes = readmodel.Changes()
+    if isinstance(row, Service):
+        changes.service_keys = {(row.kind, row.slug)} | readmodel.declared_targets(session, [row.id])
+        readmodel.forget(session, row.id)
+    elif isinstance(row, Team):
+        changes.teams.add(row.slug)
+    elif isinstance(row, Person):
+        changes.person_refs |= readmodel.person_refs(row.slug, row.email)
+    else:
+        changes.systems.add(row.slug)
     search.unindex_entity(session, table, row.id)
     session.delete(row)
+    readmodel.refresh(session, changes)
     cache.bump_generation(session)
+
+
+def record_import_errors(session: Session, row: Entity, errors: list[dict[str, Any]]) -> None:
+    """Keep an entity whose descriptor failed to import, showing why (its answer shows the errors)."""
+    row.import_errors = errors
+    if isinstance(row, Service):
+        readmodel.refresh(session, readmodel.Changes(services={row.id}))
+        cache.bump_generation(session)
 
 
 def refresh_statistics(session: Session) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, lazyload
 
 from quarterdeck.access import service as access
 from quarterdeck.access.schemas import Actor
-from quarterdeck.catalog import store
+from quarterdeck.catalog import readmodel, store
 from quarterdeck.catalog.descriptors import Draft, FileResult, Problem
 from quarterdeck.catalog.models import CatalogSource, Person, Service, System, Team
 
@@ -169,6 +169,7 @@ def apply_import(
     kept: Kept | None = None,
 ) -> ImportReport:
     """Make the catalog match what this source says now. Never raises for bad descriptors."""
+    readmodel.lock_catalog(session)
     report = ImportReport(
         source=key,
         revision=revision,
@@ -237,7 +238,7 @@ def apply_import(
             continue
         stale = failed.get(identity) or file_problems.get(row.source_file or "")
         if stale:
-            row.import_errors = [problem.as_dict() for problem in stale]
+            store.record_import_errors(session, row, [problem.as_dict() for problem in stale])
             continue
         store.remove(session, row)
         report.removed += 1

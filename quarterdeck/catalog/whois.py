@@ -16,6 +16,7 @@ from quarterdeck.catalog.reading import (
     team_brief,
     team_view,
 )
+from quarterdeck.catalog.suggest import closest_names, did_you_mean
 from quarterdeck.errors import Invalid, NotFound
 
 __all__ = ["whois"]
@@ -49,10 +50,12 @@ def whois(session: Session, name: str) -> schemas.Whois:
             return _whois_person(session, name, session.get_one(Person, best.entity_id))
         if best.entity_type == "system":
             return _whois_system(session, name, session.get_one(System, best.entity_id))
+    # Search found nothing alike word by word: whole names spelt alike may still be what was meant.
+    suggestions = closest_names(session, name)
     raise NotFound(
-        f"nothing in the catalog is called {name!r}",
+        f"nothing in the catalog is called {name!r}{did_you_mean(suggestions)}",
         code="whois.not_found",
-        details={"suggestions": [h.slug for h in hits]},
+        details={"suggestions": suggestions},
     )
 
 

@@ -10,12 +10,10 @@ from typing import Annotated, Any
 import typer
 import yaml
 from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
 
 from quarterdeck.access.schemas import Actor
 from quarterdeck.clock import SystemClock
-from quarterdeck.console import command_transaction, print_json, reports_errors
+from quarterdeck.console import command_transaction, print_json, print_table, reports_errors
 from quarterdeck.deploys import service
 from quarterdeck.deploys.models import DeploySource
 from quarterdeck.deploys.schemas import DeployReport, EnvironmentIn
@@ -51,11 +49,17 @@ def _reports_from(data: Any, source: str) -> list[DeployReport]:
     return reports
 
 
+def portal_base(api: str) -> str:
+    """The portal's base URL from what --api was given: the portal (`https://portal`) or its API
+    (`https://portal/api/v1`), with or without a trailing slash."""
+    return api.strip().rstrip("/").removesuffix("/api/v1").rstrip("/")
+
+
 def _post(api: str, token: str, reports: list[DeployReport]) -> list[dict[str, Any]]:
     """Send the reports to a portal's API (how CI reports without database access)."""
     body = [r.model_dump(mode="json") for r in reports]
     with (
-        make_client(api.rstrip("/"), headers={"Authorization": f"Bearer {token}"}) as client,
+        make_client(portal_base(api), headers={"Authorization": f"Bearer {token}"}) as client,
         mapped_errors("portal"),
     ):
         response = client.post("/api/v1/deploys", json=body)
@@ -92,7 +96,10 @@ def report(
     file: Annotated[
         Path | None, typer.Option(help="A YAML or JSON file with a list of reports instead")
     ] = None,
-    api: Annotated[str | None, typer.Option(envvar="QD_API_URL", help="Report to this portal's API")] = None,
+    api: Annotated[
+        str | None,
+        typer.Option(envvar="QD_API_URL", help="Report to this portal (its URL, with or without /api/v1)"),
+    ] = None,
     token: Annotated[str | None, typer.Option(envvar="QD_API_TOKEN", help="API token (scope deploy)")] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -163,27 +170,22 @@ def list_(
     if as_json:
         print_json(found.model_dump(mode="json"))
         return
-    table = Table(
-        "id",
-        "service",
-        "version",
-        "environment",
-        "status",
-        "by",
-        "started",
+    print_table(
+        ("id", "service", "version", "environment", "status", "by", "started"),
+        (
+            (
+                str(d.id),
+                d.service,
+                d.release.version,
+                d.environment,
+                d.status.value,
+                d.deployed_by,
+                f"{d.started_at:%Y-%m-%d %H:%M}",
+            )
+            for d in found.items
+        ),
         title=f"{found.total} deploy{'' if found.total == 1 else 's'}",
     )
-    for d in found.items:
-        table.add_row(
-            str(d.id),
-            d.service,
-            d.release.version,
-            d.environment,
-            d.status.value,
-            d.deployed_by,
-            f"{d.started_at:%Y-%m-%d %H:%M}",
-        )
-    Console().print(table)
 
 
 @deploys_app.command("live")

@@ -269,13 +269,16 @@ def _check_release(
         known.digest = digest
 
 
-def _resource(services: dict[str, ServiceRef], env: Environment, report: DeployReport) -> Resource:
+def _resource(
+    session: Session, services: dict[str, ServiceRef], env: Environment, report: DeployReport
+) -> Resource:
     ref = services.get(report.service)
     if ref is None:
+        near = catalog.closest_names(session, report.service, entity_type="service")
         raise NotFound(
-            f"service {report.service!r} is not in the catalog",
+            f"service {report.service!r} is not in the catalog{catalog.did_you_mean(near)}",
             code="catalog.service_not_found",
-            details=[{"field": "service", "message": "not in the catalog"}],
+            details=[{"field": "service", "message": "not in the catalog", "suggestions": near}],
         )
     return ref.resource(environment=env.slug, production=env.production)
 
@@ -313,7 +316,7 @@ def report(
     for index, one in enumerate(reports):
         with _located(index, one, len(reports)):
             env = find_environment(session, one.environment, environments_by_slug)
-            access.require(actor, "deploy", _resource(services, env, one))
+            access.require(actor, "deploy", _resource(session, services, env, one))
             _check_times(one, at)
             if one.id in existing:
                 results[index] = _update(session, actor, existing[one.id], env, one, at)

@@ -8,11 +8,9 @@ import signal
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from quarterdeck.access.schemas import Actor
-from quarterdeck.console import command_runtime, print_json, reports_errors
+from quarterdeck.console import command_runtime, print_json, print_table, reports_errors
 from quarterdeck.db import transaction
 from quarterdeck.errors import Invalid
 from quarterdeck.jobs.schemas import JobOut
@@ -61,18 +59,20 @@ def _run_worker(concurrency: int, batch: int, as_json: bool) -> None:
 
 
 def _print_jobs(jobs: list[JobOut]) -> None:
-    table = Table("id", "kind", "state", "due", "attempts", "last error", title=f"{len(jobs)} job(s)")
+    rows = []
     for job in jobs:
         error = (job.last_error or "").strip().splitlines()[-1:] or [""]
-        table.add_row(
-            str(job.id),
-            job.kind,
-            job.state.value,
-            f"{job.due_at:%Y-%m-%d %H:%M:%S}",
-            f"{job.attempts}/{job.max_attempts}",
-            error[0][:80],
+        rows.append(
+            (
+                str(job.id),
+                job.kind,
+                job.state.value,
+                f"{job.due_at:%Y-%m-%d %H:%M:%S}",
+                f"{job.attempts}/{job.max_attempts}",
+                error[0][:80],
+            )
         )
-    Console().print(table)
+    print_table(("id", "kind", "state", "due", "attempts", "last error"), rows, title=f"{len(jobs)} job(s)")
 
 
 def _print_job(job: JobOut, as_json: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -127,9 +128,11 @@ def test_import_reports_bad_files_in_json_and_exits_1(settings: Settings, tmp_pa
     assert (json_out(fixed)["created"], json_out(fixed)["errors"]) == (1, [])
 
 
-def test_import_of_a_missing_path_exits_1_with_an_error(tmp_path: Path) -> None:
-    # the path is checked before the database is opened: one dialect is enough
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'unused.db'}", git_cache_dir=tmp_path / "git")
+def test_import_of_a_missing_path_exits_1_with_an_error(tmp_path: Path, sqlite_template: Path) -> None:
+    # the path is checked before the database is read: one dialect is enough
+    database = tmp_path / "quarterdeck.db"
+    shutil.copy(sqlite_template, database)
+    settings = Settings(database_url=f"sqlite:///{database}", git_cache_dir=tmp_path / "git")
     missing = tmp_path / "no-such-folder"
 
     done = quarterdeck(settings, tmp_path, "import", str(missing))

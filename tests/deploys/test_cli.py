@@ -319,3 +319,18 @@ def test_report_to_the_api_with_a_token(
     nowhere = run(*args, "--id", "gh-102", "--api", f"http://127.0.0.1:{free_port()}", "--token", token)
     assert (nowhere.exit_code, nowhere.stderr.startswith("error: portal cannot be reached: ")) == (1, True)
     assert count_rows(sessions) == (1, 1)
+
+
+def test_api_is_the_portal_with_or_without_its_api_path(
+    run: Run, portal: str, sessions: sessionmaker[Session], clock: FrozenClock
+) -> None:
+    token = make_token(sessions, clock, user=None, scopes=["deploy"], team="shop", name="ci-shop")
+    args = ("deploys", "report", "--service", "checkout", "--environment", "staging", "--version", "2.0.0")
+
+    outcomes = [
+        json_of(run(*args, "--id", "gh-7", "--api", api, "--token", token, "--json"))[0]["outcome"]
+        for api in (f"{portal}/api/v1", f"{portal}/api/v1/", f"{portal}/", portal)
+    ]
+
+    assert outcomes == ["created", "unchanged", "unchanged", "unchanged"]
+    assert count_rows(sessions) == (1, 1)

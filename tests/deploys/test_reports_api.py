@@ -372,6 +372,29 @@ def test_a_bad_report_is_refused_naming_what_is_wrong(
     assert ahead["deploy"]["started_at"] == "2026-11-25T12:04:00Z"
 
 
+def test_a_misspelt_service_is_answered_with_the_nearest_names(
+    ci: TestClient, client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    create_service(client, "checkout-worker", TEAM)
+
+    misspelt = ci.post("/api/v1/deploys", json=report(service="chekout"))
+    in_a_batch = ci.post("/api/v1/deploys", json=[report(), report(service="checkout-wroker", id="b")])
+
+    error = error_of(misspelt, 404, "catalog.service_not_found")
+    assert error["message"] == (
+        "service 'chekout' is not in the catalog; did you mean 'checkout' or 'checkout-worker'?"
+    )
+    assert error["details"] == [
+        {"field": "service", "message": "not in the catalog", "suggestions": ["checkout", "checkout-worker"]}
+    ]
+    batch_error = error_of(in_a_batch, 404, "catalog.service_not_found")
+    assert batch_error["message"] == (
+        "report 1 (b): service 'checkout-wroker' is not in the catalog; "
+        "did you mean 'checkout-worker' or 'checkout'?"
+    )
+    assert count_rows(sessions) == (0, 0)
+
+
 # ---------------------------------------------------------------- who may report
 
 

@@ -354,6 +354,20 @@ def test_bad_requests_are_refused_and_change_nothing(client: TestClient, entity:
     assert get(client, entity.item) == created
 
 
+@each_entity
+def test_a_key_that_does_not_match_is_told_what_it_must_be(client: TestClient, entity: Entity) -> None:
+    response = client.post(entity.url, json={**entity.first, entity.key_field: "Bad [Slug]"})
+
+    # A sentence, not "String should match pattern '^(?:[a-z0-9]+(?:-[a-z0-9]+)*/)?...'"
+    must = (
+        "must be lowercase letters and digits with '-', '_' or '.' between them (like checkout-api), "
+        "optionally after a namespace and '/' (like shop/checkout-api)"
+    )
+    error = error_of(response, 422, "request.invalid")
+    assert error["message"] == f"{entity.key_field}: {must}"
+    assert error["details"] == [{"field": entity.key_field, "in": "body", "message": must}]
+
+
 # ---------------------------------------------------------------- teams
 
 

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from quarterdeck.app import create_app
 from quarterdeck.catalog.api import public_router, router
 from quarterdeck.config import Settings
-from tests.helpers import Json, posted, problem
+from tests.helpers import Json, error_of, posted, problem
 
 
 def build_org(client: TestClient) -> None:
@@ -366,6 +366,20 @@ def test_whois_an_unknown_name_answers_404(client: TestClient) -> None:
     }
     blank = client.get("/api/v1/whois/%20")
     assert problem(blank) == (422, "whois.empty", [])
+
+
+def test_whois_a_name_search_cannot_place_suggests_the_nearest_names(client: TestClient) -> None:
+    build_org(client)
+
+    # "apo" is too short for search to correct, and no word starts with it: search finds nothing.
+    response = client.get("/api/v1/whois/checkout-apo")
+
+    error = error_of(response, 404, "whois.not_found")
+    assert error == {
+        "code": "whois.not_found",
+        "message": "nothing in the catalog is called 'checkout-apo'; did you mean 'checkout'?",
+        "details": {"suggestions": ["checkout"]},
+    }
 
 
 def test_whois_does_not_give_up_when_the_best_search_hit_is_a_system(client: TestClient) -> None:

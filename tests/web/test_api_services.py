@@ -280,7 +280,7 @@ def test_list_paginates_in_slug_order_with_total(client: TestClient) -> None:
     last = client.get(f"{API}?per_page=2&page=3")
     assert (slugs_of(last), last.json()["total"]) == (["payments-api"], 5)
     beyond = client.get(f"{API}?per_page=2&page=4")
-    assert beyond.json() == {"items": [], "total": 5, "page": 4, "per_page": 2}
+    assert beyond.json() == {"items": [], "total": 5, "page": 4, "per_page": 2, "next_cursor": None}
     everything = client.get(API).json()
     assert (everything["total"], everything["page"], everything["per_page"], len(everything["items"])) == (
         5,

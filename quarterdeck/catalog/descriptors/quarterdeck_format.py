@@ -13,6 +13,8 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -35,33 +37,97 @@ API_VERSION = "quarterdeck/v1"
 
 def _segments_fit(value: str) -> str:
     if any(len(part) > 63 for part in value.split("/")):
-        raise ValueError("each part of a slug is at most 63 characters")
+        raise PydanticCustomError("string_too_long", "each part of a slug must be at most 63 characters")
     return value
 
 
+def _said(sentence: str) -> WrapValidator:
+    """Says `sentence` ("must be ...") where a value does not match its pattern, instead of
+    Pydantic's "String should match pattern '^[a-z0-9]+...'": the import report, the entity's page
+    and the API's errors all read it. The JSON Schema keeps the pattern."""
+
+    def explain(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            if exc.errors()[0]["type"] == "string_pattern_mismatch":
+                raise PydanticCustomError("string_pattern_mismatch", sentence) from None
+            raise
+
+    return WrapValidator(explain)
+
+
+SLUG_SENTENCE = (
+    "must be lowercase letters and digits with '-', '_' or '.' between them (like checkout-api), "
+    "optionally after a namespace and '/' (like shop/checkout-api)"
+)
+
 Slug = Annotated[
-    str, StringConstraints(pattern=NAMESPACED_SLUG_PATTERN, max_length=127), AfterValidator(_segments_fit)
+    str,
+    StringConstraints(pattern=NAMESPACED_SLUG_PATTERN, max_length=127),
+    AfterValidator(_segments_fit),
+    _said(SLUG_SENTENCE),
 ]
-Key = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=63)]
-Word = Annotated[str, StringConstraints(pattern=r"^\S{1,100}$")]
+Key = Annotated[
+    str,
+    StringConstraints(pattern=SLUG_PATTERN, max_length=63),
+    _said("must be lowercase letters and digits with '-', '_' or '.' between them, like cost-center"),
+]
+Word = Annotated[
+    str,
+    StringConstraints(pattern=r"^\S{1,100}$"),
+    _said("must be one word of 1 to 100 characters, without spaces, like production"),
+]
 OwnerRef = Annotated[
     str,
     StringConstraints(
         pattern=rf"(?:^(?:user:|group:)?{NAMESPACED_SLUG_PATTERN[1:]})|(?:^[^@\s]+@[^@\s]+$)", max_length=320
     ),
+    _said("must be a team's slug (like payments, or group:payments), user: and a handle, or an e-mail"),
 ]
 ServiceRef = Annotated[
     str,
     StringConstraints(
         pattern=rf"^(?:(?:component|api|resource):)?{NAMESPACED_SLUG_PATTERN[1:]}", max_length=140
     ),
+    _said("must be a service's slug (like checkout-api), optionally after component:, api: or resource:"),
 ]
-Tag = Annotated[str, StringConstraints(pattern=TAG_PATTERN, max_length=63)]
+Tag = Annotated[
+    str,
+    StringConstraints(pattern=TAG_PATTERN, max_length=63),
+    _said("must be lowercase letters, digits, ':', '+' or '#', with '-' between words, like pci-dss"),
+]
 PersonRef = Annotated[str, StringConstraints(min_length=1, max_length=320, strip_whitespace=True)]
-Role = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:[-_ ][a-z0-9]+)*$", max_length=100)]
+Role = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9]+(?:[-_ ][a-z0-9]+)*$", max_length=100),
+    _said("must be lowercase letters and digits with '-', '_' or a space between them, like tech-lead"),
+]
 Text = Annotated[str, StringConstraints(max_length=20000)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=300, strip_whitespace=True)]
-Url = Annotated[str, StringConstraints(pattern=r"^(https?|mailto|slack|msteams):[^\s]+$", max_length=2000)]
+Url = Annotated[
+    str,
+    StringConstraints(pattern=r"^(https?|mailto|slack|msteams):[^\s]+$", max_length=2000),
+    _said("must be an http, https, mailto, slack or msteams URL without spaces"),
+]
+LinkKind = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9-]+$", max_length=50),
+    _said("must be lowercase letters, digits and '-', like runbook"),
+]
+Image = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-zA-Z0-9][^\s@]*$", max_length=500),
+    _said(
+        "must be an image repository starting with a letter or digit, without spaces or '@', "
+        "like registry.example.com/shop/checkout"
+    ),
+]
+Email = Annotated[
+    str,
+    StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320),
+    _said("must be an e-mail address, like ada@example.com"),
+]
 
 
 def _finite(value: str | int | float | bool) -> str | int | float | bool:
@@ -83,7 +149,7 @@ class _Strict(BaseModel):
 
 
 class Link(_Strict):
-    kind: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$", max_length=50)] = "other"
+    kind: LinkKind = "other"
     url: Url
     title: Annotated[str, StringConstraints(max_length=300)] | None = None
 
@@ -117,7 +183,7 @@ class ServiceFields(_Common):
     contacts: list[Contact] = Field(default_factory=list)
     tags: list[Tag] = Field(default_factory=list)
     depends_on: list[ServiceRef] = Field(default_factory=list)
-    image: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9][^\s@]*$", max_length=500)] | None = None
+    image: Image | None = None
     custom: dict[Key, CustomValue] = Field(default_factory=dict)
 
 
@@ -125,13 +191,10 @@ class TeamFields(_Common):
     slug: Slug
     name: ShortText
     description: Text = ""
-    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)] | None = None
+    email: Email | None = None
     chat: Annotated[str, StringConstraints(max_length=200)] | None = None
     parent: Slug | None = None
     members: list[Member] = Field(default_factory=list)
-
-
-Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)]
 
 
 class PersonFields(_Common):

@@ -63,7 +63,7 @@ def test_an_unknown_service_is_not_found_with_suggestions(sessions: sessionmaker
 
     assert (raised.value.code, raised.value.message) == (
         "catalog.service_not_found",
-        "service 'checkou' is not in the catalog",
+        "service 'checkou' is not in the catalog; did you mean 'checkout'?",
     )
     assert raised.value.details["suggestions"][0] == "checkout"
 
