@@ -13,24 +13,19 @@ Results: bench/results/concurrency-<dialect>.json and bench/results/concurrency.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
-import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.run import admin_token, database_url
+from bench.report import RESULTS, admin_token, database_url, machine, run_date, run_dialects, save_markdown
 from quarterdeck.db import make_engine
 from quarterdeck.migrations import upgrade
 from tests.concurrency.load import run_load
 from tests.server_process import resident_kib, running_server
 
-RESULTS = Path(__file__).parent / "results"
 READ_P99_TARGET_MS = 200.0
 HOT = "hot-api"
 LOADS = (("8 readers alone", "readers_alone"), ("32 writers + 8 readers", "with_32_writers"))
@@ -73,8 +68,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
     lines = [
         "# Concurrency benchmark",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. One `quarterdeck serve` process with "
+        f"Machine: {machine()}. Run {run_date()}. One `quarterdeck serve` process with "
         "its default settings; the load generator (httpx, asyncio) runs on the same machine. "
         f"Target: read p99 < {READ_P99_TARGET_MS:g} ms with 32 writers, no 5xx.",
         "",
@@ -109,16 +103,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=None, help="server processes (default: serve's own)")
     args = parser.parse_args()
-    RESULTS.mkdir(exist_ok=True)
-    results = []
     with tempfile.TemporaryDirectory() as folder:
-        for dialect in args.dialects.split(","):
-            result = run_dialect(dialect, args, Path(folder))
-            (RESULTS / f"concurrency-{dialect}.json").write_text(json.dumps(result, indent=2) + "\n")
-            print(json.dumps(result, indent=2))
-            results.append(result)
-    (RESULTS / "concurrency.md").write_text(markdown(results))
-    print(markdown(results))
+        results = run_dialects(
+            args.dialects.split(","),
+            lambda dialect: run_dialect(dialect, args, Path(folder)),
+            name="concurrency",
+        )
+    save_markdown(RESULTS, "concurrency.md", markdown(results))
 
 
 if __name__ == "__main__":

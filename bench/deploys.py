@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import shutil
 import statistics
@@ -31,7 +29,19 @@ from typing import Any
 import httpx
 
 from bench.generate import generate
-from bench.run import admin_token, database_url, percentile, run_wrk, timed_import
+from bench.report import (
+    RESULTS,
+    admin_token,
+    database_url,
+    dialects_of,
+    machine,
+    percentile,
+    run_date,
+    run_dialects,
+    run_wrk,
+    save_markdown,
+    timed_import,
+)
 from quarterdeck.access import service as access
 from quarterdeck.access.schemas import Actor
 from quarterdeck.clock import SystemClock
@@ -42,7 +52,6 @@ from quarterdeck.deploys.schemas import DeployReport, EnvironmentIn
 from quarterdeck.migrations import upgrade
 from tests.server_process import running_server
 
-RESULTS = Path(__file__).parent / "results"
 ENVIRONMENTS = [("staging", False), ("canary", True), ("production-eu", True), ("production-us", True)]
 TARGETS = {"single_reports_per_s": 2000.0, "matrix_p95_ms": 200.0}
 BATCH = 1000
@@ -218,8 +227,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
     lines = [
         "# Deploys benchmark",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. 10,000 services x 4 environments. "
+        f"Machine: {machine()}. Run {run_date()}. 10,000 services x 4 environments. "
         f"Targets: >= {TARGETS['single_reports_per_s']:.0f} single reports/s, "
         f"matrix page p95 < {TARGETS['matrix_p95_ms']:.0f} ms.",
         "",
@@ -251,21 +259,17 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: run `bash scripts/install-test-deps.sh --bench`")
     work = Path(tempfile.mkdtemp(prefix="qd-bench-deploys."))
-    results = []
     try:
         generate(work / "catalog", services=10_000, teams=200, people=2_000, systems=100)
-        dialects = ["sqlite", "postgresql"] if args.dialect == "both" else [args.dialect]
         with ExitStack() as stack:
-            for dialect in dialects:
+
+            def one(dialect: str) -> dict[str, Any]:
                 url = database_url(stack, dialect, work)
                 print(f"[bench deploys] {dialect}...", flush=True)
-                result = run_dialect(dialect, url, work / "catalog", args)
-                print(json.dumps(result, indent=2), flush=True)
-                results.append(result)
-                RESULTS.mkdir(exist_ok=True)
-                (RESULTS / f"deploys-{dialect}.json").write_text(json.dumps(result, indent=2) + "\n")
-        (RESULTS / "deploys.md").write_text(markdown(results))
-        print(markdown(results))
+                return run_dialect(dialect, url, work / "catalog", args)
+
+            results = run_dialects(dialects_of(args.dialect), one, name="deploys")
+        save_markdown(RESULTS, "deploys.md", markdown(results))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -115,8 +117,28 @@ def _dump(path: Path, documents: list[dict[str, object]]) -> None:
     path.write_text(yaml.dump_all(documents, Dumper=dumper, sort_keys=False, width=200))
 
 
+@dataclass
+class Catalog:
+    """What a generated catalog holds, for picking request paths over all of it."""
+
+    entities: int
+    services: list[str]
+    teams: list[str]
+    tags: Counter[str] = field(default_factory=Counter)
+    """Services per tag."""
+
+
 def generate(root: Path, *, services: int, teams: int, people: int, systems: int, seed: int = 7) -> int:
     """Write the catalog under `root`; returns the number of entities written."""
+    return generate_catalog(
+        root, services=services, teams=teams, people=people, systems=systems, seed=seed
+    ).entities
+
+
+def generate_catalog(
+    root: Path, *, services: int, teams: int, people: int, systems: int, seed: int = 7
+) -> Catalog:
+    """Write the catalog under `root`; its service slugs, team slugs and tag counts."""
     rng = random.Random(seed)
     team_slugs = [f"team-{i:04d}" for i in range(teams)]
     system_slugs = [f"system-{i:04d}" for i in range(systems)]
@@ -167,9 +189,11 @@ def generate(root: Path, *, services: int, teams: int, people: int, systems: int
         ],
     )
     per_team: dict[str, list[dict[str, object]]] = {}
+    tag_counts: Counter[str] = Counter()
     for i, slug in enumerate(service_slugs):
         owner = team_slugs[i % teams]
-        deps = rng.sample(service_slugs[: max(1, i)], k=min(i, rng.randint(0, 4))) if i else []
+        # Sampling the range draws exactly what sampling the slice did, without copying it (O(n^2) at 100k).
+        deps = [service_slugs[d] for d in rng.sample(range(i), k=min(i, rng.randint(0, 4)))] if i else []
         per_team.setdefault(owner, []).append(
             {
                 "apiVersion": "quarterdeck/v1",
@@ -192,11 +216,17 @@ def generate(root: Path, *, services: int, teams: int, people: int, systems: int
                     {"kind": "runbook", "url": f"https://wiki.corp.example/{slug}/runbook"},
                     {"kind": "repo", "url": f"https://git.corp.example/{owner}/{slug}"},
                 ],
-                "tags": sorted({rng.choice(WORDS) for _ in range(3)}),
+                "tags": (tags := sorted({rng.choice(WORDS) for _ in range(3)})),
                 "depends_on": deps,
                 "image": f"registry.corp.example/{owner}/{slug}",
             }
         )
+        tag_counts.update(tags)
     for owner, documents in per_team.items():
         _dump(root / "services" / owner / "quarterdeck.yaml", documents)
-    return services + teams + people + systems
+    return Catalog(
+        entities=services + teams + people + systems,
+        services=service_slugs,
+        teams=team_slugs,
+        tags=tag_counts,
+    )

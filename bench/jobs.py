@@ -14,9 +14,6 @@ Results: bench/results/jobs-<dialect>.json and bench/results/jobs.md.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import threading
 import time
@@ -28,7 +25,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.run import database_url, percentile
+from bench.report import RESULTS, database_url, machine, percentile, run_date, run_dialects, save_markdown
 from quarterdeck.clock import SystemClock
 from quarterdeck.db import bulk_insert, make_engine, make_sessionmaker, transaction, writer_sessions
 from quarterdeck.jobs import JobContext, JobRegistry, Outcome, Worker, store
@@ -37,7 +34,6 @@ from quarterdeck.migrations import upgrade
 from tests.helpers import wait_until
 from tests.jobs.helpers import worker_process
 
-RESULTS = Path(__file__).parent / "results"
 TARGETS = {"pg_jobs_per_s_4_workers": 1000.0, "lag_p99_s": 1.0}
 CLOCK = SystemClock()
 
@@ -175,8 +171,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
     lines = [
         "# Job runner benchmark",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. A no-op handler; each job is a claim, "
+        f"Machine: {machine()}. Run {run_date()}. A no-op handler; each job is a claim, "
         "a handler transaction with its guarded completion, and two job_events rows. PostgreSQL is a "
         "throw-away local cluster with PostgreSQL's default durability (fsync on). "
         f"Targets: >= {TARGETS['pg_jobs_per_s_4_workers']:g} jobs/s on PostgreSQL with 4 workers; "
@@ -221,16 +216,11 @@ def main() -> None:
         "--spread", type=float, default=20.0, help="seconds the steady queue's jobs are due over"
     )
     args = parser.parse_args()
-    RESULTS.mkdir(exist_ok=True)
-    results = []
     with tempfile.TemporaryDirectory() as folder:
-        for dialect in args.dialects.split(","):
-            result = run_dialect(dialect, args, Path(folder))
-            (RESULTS / f"jobs-{dialect}.json").write_text(json.dumps(result, indent=2) + "\n")
-            print(json.dumps(result, indent=2), flush=True)
-            results.append(result)
-    (RESULTS / "jobs.md").write_text(markdown(results))
-    print(markdown(results))
+        results = run_dialects(
+            args.dialects.split(","), lambda dialect: run_dialect(dialect, args, Path(folder)), name="jobs"
+        )
+    save_markdown(RESULTS, "jobs.md", markdown(results))
 
 
 if __name__ == "__main__":

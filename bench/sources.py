@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -34,7 +32,7 @@ import yaml
 from sqlalchemy import select
 
 from bench.generate import generate
-from bench.run import database_url
+from bench.report import RESULTS, database_url, machine, run_date, run_dialects, save_markdown
 from quarterdeck.catalog import jobs as catalog_jobs
 from quarterdeck.catalog.importer import import_source
 from quarterdeck.catalog.models import CatalogSource
@@ -45,7 +43,6 @@ from quarterdeck.jobs import JobRegistry, Worker
 from quarterdeck.migrations import upgrade
 from quarterdeck.runtime import Runtime, running
 
-RESULTS = Path(__file__).parent / "results"
 TARGET_UNCHANGED_S = 1.0
 INTERVAL = timedelta(seconds=300)
 
@@ -176,8 +173,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
     lines = [
         "# Git sources: sync benchmark",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. 10,000 services (12,300 descriptors) "
+        f"Machine: {machine()}. Run {run_date()}. 10,000 services (12,300 descriptors) "
         f"in a git repository (file:// URL). Sync times are the whole job as a worker runs it (median; "
         f"the duration the source records in brackets). Target: unchanged re-sync < {TARGET_UNCHANGED_S} s.",
         "",
@@ -211,20 +207,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="syncs measured per case")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="qd-bench-sources."))
-    results = []
     try:
         with ExitStack() as stack:
-            for dialect in args.dialects.split(","):
+
+            def one(dialect: str) -> dict[str, Any]:
                 repos = {
                     layout: make_repository(work / f"repo-{dialect}-{layout}", layout)
                     for layout in args.layouts.split(",")
                 }
-                result = run_dialect(stack, dialect, repos, work, args.runs)
-                results.append(result)
-                RESULTS.mkdir(exist_ok=True)
-                (RESULTS / f"sources-{dialect}.json").write_text(json.dumps(result, indent=2) + "\n")
-        (RESULTS / "sources.md").write_text(markdown(results))
-        print(markdown(results))
+                return run_dialect(stack, dialect, repos, work, args.runs)
+
+            results = run_dialects(args.dialects.split(","), one, name="sources", show=False)
+        save_markdown(RESULTS, "sources.md", markdown(results))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
