@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.helpers import wait_until_serving
+from quarterdeck.cli import usable_cores
+from tests.helpers import wait_until, wait_until_serving
 from tests.pg_cluster import free_port
 
 
@@ -22,6 +24,9 @@ def resident_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+STARTED = b"Application startup complete."
+
+
 @contextmanager
 def running_server(
     database_url: str,
@@ -30,25 +35,33 @@ def running_server(
     env: dict[str, str] | None = None,
     log: Path | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """The process and its base URL; stopped (and waited for) on exit. Only QD_DATABASE_URL and `env`
-    are set: every other setting is the server's default."""
+    """The process and its base URL, once every worker process has started (the first to answer
+    is not enough: a cold figure must not time the others' start-up); stopped (and waited for) on
+    exit. Only QD_DATABASE_URL and `env` are set: every other setting is the server's default."""
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("QD_")}
     environment |= {"QD_DATABASE_URL": database_url, **(env or {})}
     command = [sys.executable, "-m", "quarterdeck", "serve", "--port", str(port)]
     command += ["--workers", str(workers)] if workers else []
-    out = log.open("wb") if log else subprocess.DEVNULL
-    process = subprocess.Popen(command, env=environment, stdout=out, stderr=out)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(base, process)
-        yield process, base
-    finally:
-        process.terminate()
+    with tempfile.TemporaryDirectory() as folder:
+        log_path = log or Path(folder) / "server.log"
+        out = log_path.open("wb")
+        process = subprocess.Popen(command, env=environment, stdout=out, stderr=out)
+        base = f"http://127.0.0.1:{port}"
+        expected = workers or usable_cores()
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if log:
-            out.close()  # type: ignore[union-attr]
+            wait_until_serving(base, process)
+            wait_until(
+                lambda: log_path.read_bytes().count(STARTED) >= expected,
+                timeout=60,
+                what=f"{expected} worker process(es) to start",
+            )
+            yield process, base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            out.close()

@@ -20,7 +20,7 @@ from quarterdeck.catalog.descriptors.quarterdeck_format import (
     descriptor_json_schema,
 )
 from quarterdeck.db import retrying_on_race
-from quarterdeck.web.deps import ClockDep, SessionDep
+from quarterdeck.web.deps import ClockDep, SessionDep, read_in_thread
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"], dependencies=[Depends(reader)])
 public_router = APIRouter(prefix="/api/v1", tags=["catalog"])
@@ -82,9 +82,10 @@ def create_service(
 
 
 @router.get("/services/{slug:path}", response_model=schemas.ServiceOut)
-def get_service(request: Request, slug: str, session: SessionDep, kind: Kind = None) -> Response:
-    """The hottest route of the portal: one indexed read of the stored answer (readmodel.py)."""
-    etag, body = service.service_json(session, slug, kind)
+async def get_service(request: Request, slug: str, kind: Kind = None) -> Response:
+    """The hottest route of the portal: one indexed read of the stored answer (readmodel.py), in one
+    hop to a worker thread."""
+    etag, body = await read_in_thread(request, lambda session: service.service_json(session, slug, kind))
     if _not_modified(request, etag):
         return Response(status_code=304, headers={"ETag": etag})
     return Response(body, media_type="application/json", headers={"ETag": etag})

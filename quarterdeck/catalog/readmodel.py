@@ -389,16 +389,22 @@ def stored_etag(session: Session, service_id: int) -> str | None:
 def summaries(
     session: Session, query: Any, *order_by: Any, offset: int = 0, limit: int | None = None
 ) -> list[schemas.ServiceSummary]:
-    """The stored summaries of the services `query` (a select of Service) finds, in `order_by` order."""
-    statement = (
-        query.with_only_columns(ServiceView.summary)
-        .select_from(Service)
-        .join(ServiceView, ServiceView.service_id == Service.id)
-        .order_by(*order_by)
-        .offset(offset)
-        .limit(limit)
+    """The stored summaries of the services `query` (a select of Service) finds, in `order_by` order.
+
+    The page's ids come first, from the services' indexes alone, then the summaries of just those:
+    skipping `offset` rows never reads, nor joins, the summaries of the rows it skips."""
+    ids = list(
+        session.scalars(query.with_only_columns(Service.id).order_by(*order_by).offset(offset).limit(limit))
     )
-    return [schemas.ServiceSummary.model_validate_json(text) for text in session.scalars(statement)]
+    stored: dict[int, str] = {}
+    for start in range(0, len(ids), queries.CHUNK):
+        rows = session.execute(
+            select(ServiceView.service_id, ServiceView.summary).where(
+                ServiceView.service_id.in_(ids[start : start + queries.CHUNK])
+            )
+        )
+        stored.update({service_id: summary for service_id, summary in rows})
+    return [schemas.ServiceSummary.model_validate_json(stored[i]) for i in ids if i in stored]
 
 
 # ---------------------------------------------------------------- rebuilding and checking

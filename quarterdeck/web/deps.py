@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from quarterdeck.clock import Clock
 from quarterdeck.config import Settings
 from quarterdeck.runtime import Runtime
 
+T = TypeVar("T")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -27,6 +29,19 @@ def get_session(request: Request) -> Iterator[Session]:
     factory = runtime.sessions if request.method in SAFE_METHODS else runtime.writers
     with factory() as session:
         yield session
+
+
+async def read_in_thread(request: Request, work: Callable[[Session], T]) -> T:
+    """`work` with a read session of its own, on a worker thread: the session, the query and the
+    close in one hop, where a SessionDep route takes three (open, route, close). For the hottest
+    read routes."""
+    runtime = runtime_of(request)
+
+    def run() -> T:
+        with runtime.sessions() as session:
+            return work(session)
+
+    return await run_in_threadpool(run)
 
 
 def get_settings(request: Request) -> Settings:
