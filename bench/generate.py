@@ -128,6 +128,9 @@ class Catalog:
     """Services per tag."""
 
 
+PEOPLE_PER_FILE = 2_000
+
+
 def generate(root: Path, *, services: int, teams: int, people: int, systems: int, seed: int = 7) -> int:
     """Write the catalog under `root`; returns the number of entities written."""
     return generate_catalog(
@@ -158,7 +161,10 @@ def generate_catalog(
         }
         for i, email in enumerate(emails)
     ]
-    _dump(root / "org" / "people.yaml", person_docs)
+    # 2,000 people a file: a larger catalog splits them, as the importer reads a file up to 1 MiB.
+    for start in range(0, len(person_docs), PEOPLE_PER_FILE):
+        name = "people.yaml" if start == 0 else f"people-{start // PEOPLE_PER_FILE + 1}.yaml"
+        _dump(root / "org" / name, person_docs[start : start + PEOPLE_PER_FILE])
     team_docs: list[dict[str, object]] = []
     for i, slug in enumerate(team_slugs):
         team_docs.append(

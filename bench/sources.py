@@ -70,8 +70,8 @@ def per_service(root: Path) -> None:
         team_file.unlink()
 
 
-def make_repository(folder: Path, layout: str) -> Path:
-    generate(folder, services=10_000, teams=200, people=2_000, systems=100)
+def make_repository(folder: Path, layout: str, services: int) -> Path:
+    generate(folder, services=services, teams=services // 50, people=services // 5, systems=services // 100)
     if layout == "per-service":
         per_service(folder)
     (folder / "README.md").write_text("The synthetic company's catalog.\n")
@@ -169,11 +169,12 @@ def run_dialect(
     return result
 
 
-def markdown(results: list[dict[str, Any]]) -> str:
+def markdown(results: list[dict[str, Any]], services: int) -> str:
+    descriptors = services + services // 50 + services // 5 + services // 100
     lines = [
         "# Git sources: sync benchmark",
         "",
-        f"Machine: {machine()}. Run {run_date()}. 10,000 services (12,300 descriptors) "
+        f"Machine: {machine()}. Run {run_date()}. {services:,} services ({descriptors:,} descriptors) "
         f"in a git repository (file:// URL). Sync times are the whole job as a worker runs it (median; "
         f"the duration the source records in brackets). Target: unchanged re-sync < {TARGET_UNCHANGED_S} s.",
         "",
@@ -205,6 +206,7 @@ def main() -> None:
     parser.add_argument("--dialects", default="sqlite,postgresql")
     parser.add_argument("--layouts", default="per-team,per-service")
     parser.add_argument("--runs", type=int, default=5, help="syncs measured per case")
+    parser.add_argument("--services", type=int, default=10_000, help="catalog size (teams, people scaled)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="qd-bench-sources."))
     try:
@@ -212,13 +214,14 @@ def main() -> None:
 
             def one(dialect: str) -> dict[str, Any]:
                 repos = {
-                    layout: make_repository(work / f"repo-{dialect}-{layout}", layout)
+                    layout: make_repository(work / f"repo-{dialect}-{layout}", layout, args.services)
                     for layout in args.layouts.split(",")
                 }
                 return run_dialect(stack, dialect, repos, work, args.runs)
 
-            results = run_dialects(args.dialects.split(","), one, name="sources", show=False)
-        save_markdown(RESULTS, "sources.md", markdown(results))
+            suffix = "" if args.services == 10_000 else f"-{args.services}"
+            results = run_dialects(args.dialects.split(","), one, name="sources", suffix=suffix, show=False)
+        save_markdown(RESULTS, f"sources{suffix}.md", markdown(results, args.services))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

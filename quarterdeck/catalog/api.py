@@ -47,8 +47,8 @@ def _not_modified(request: Request, etag: str) -> bool:
 
 
 @router.get("/services", response_model=schemas.CursorPage[schemas.ServiceSummary])
-def list_services(
-    session: SessionDep,
+async def list_services(
+    request: Request,
     owner: str | None = None,
     tier: Annotated[int | None, Query(ge=1, le=4)] = None,
     lifecycle: str | None = None,
@@ -66,7 +66,10 @@ def list_services(
     filters = schemas.ServiceFilters(
         owner=owner, tier=tier, lifecycle=lifecycle, tag=tag, system=system, kind=kind, type=type, text=q
     )
-    return service.list_services(session, filters, page=page, per_page=per_page, cursor=cursor)
+    return await read_in_thread(
+        request,
+        lambda session: service.list_services(session, filters, page=page, per_page=per_page, cursor=cursor),
+    )
 
 
 @router.post("/services", status_code=201, response_model=schemas.ServiceOut)
@@ -243,13 +246,15 @@ _register("system", "systems", SystemFields, schemas.SystemOut, service.system_v
 
 
 @router.get("/search", response_model=list[schemas.SearchHit])
-def search(
-    session: SessionDep,
+async def search(
+    request: Request,
     q: Annotated[str, Query(min_length=1, max_length=200)],
     type: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> list[schemas.SearchHit]:
-    return service.search_catalog(session, q, limit=limit, entity_type=type)
+    return await read_in_thread(
+        request, lambda session: service.search_catalog(session, q, limit=limit, entity_type=type)
+    )
 
 
 @router.get("/whois/{name:path}", response_model=schemas.Whois)
