@@ -132,6 +132,11 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Links into logs and dashboards: title -> URL naming {service} {env} {from} {to} ...",
     )
+    strict_references: bool = Field(
+        default=False,
+        description="A reference to a team, person, system or service the catalog does not have is an "
+        "error (the import does not apply that entity; a portal edit answers 422) instead of a warning",
+    )
     embedded_worker: bool = Field(
         default=True,
         description="`quarterdeck serve` runs a job worker in each of its processes (the embedded SQLite "

@@ -20,7 +20,7 @@ from quarterdeck.catalog.descriptors.quarterdeck_format import (
     descriptor_json_schema,
 )
 from quarterdeck.db import retrying_on_race
-from quarterdeck.web.deps import ClockDep, SessionDep, read_in_thread
+from quarterdeck.web.deps import ClockDep, SessionDep, SettingsDep, read_in_thread
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"], dependencies=[Depends(reader)])
 public_router = APIRouter(prefix="/api/v1", tags=["catalog"])
@@ -74,11 +74,15 @@ async def list_services(
 
 @router.post("/services", status_code=201, response_model=schemas.ServiceOut)
 def create_service(
-    body: ServiceFields, session: SessionDep, clock: ClockDep, actor: ActorDep
+    body: ServiceFields, session: SessionDep, clock: ClockDep, actor: ActorDep, settings: SettingsDep
 ) -> JSONResponse:
+    """A reference to something the catalog does not have is listed in the answer's `problems`;
+    with QD_STRICT_REFERENCES it is refused (422, naming the field and the nearest names)."""
     fields = body.model_dump(exclude_unset=True)
+    strict = settings.strict_references
     row = retrying_on_race(
-        session, lambda: service.create(session, actor, "service", fields, now=clock.now())
+        session,
+        lambda: service.create(session, actor, "service", fields, now=clock.now(), strict_references=strict),
     )
     view = service.service_view(session, row.slug, "component")
     return _with_etag(view, view.etag, 201, f"/api/v1/services/{view.slug}")
@@ -101,13 +105,23 @@ def replace_service(
     session: SessionDep,
     clock: ClockDep,
     actor: ActorDep,
+    settings: SettingsDep,
     if_match: IfMatch = None,
     kind: Kind = None,
 ) -> JSONResponse:
     with session.begin():
         row = service.find_row(session, "service", slug, kind)
         fields = body.model_dump(exclude_unset=True)
-        service.update(session, actor, row, fields, if_match=if_match, partial=False, now=clock.now())
+        service.update(
+            session,
+            actor,
+            row,
+            fields,
+            if_match=if_match,
+            partial=False,
+            now=clock.now(),
+            strict_references=settings.strict_references,
+        )
     view = service.service_view(session, row.slug, row.kind)  # type: ignore[union-attr]
     return _with_etag(view, view.etag)
 
@@ -119,12 +133,22 @@ def patch_service(
     session: SessionDep,
     clock: ClockDep,
     actor: ActorDep,
+    settings: SettingsDep,
     if_match: IfMatch = None,
     kind: Kind = None,
 ) -> JSONResponse:
     with session.begin():
         row = service.find_row(session, "service", slug, kind)
-        service.update(session, actor, row, body, if_match=if_match, partial=True, now=clock.now())
+        service.update(
+            session,
+            actor,
+            row,
+            body,
+            if_match=if_match,
+            partial=True,
+            now=clock.now(),
+            strict_references=settings.strict_references,
+        )
     view = service.service_view(session, row.slug, row.kind)  # type: ignore[union-attr]
     return _with_etag(view, view.etag)
 
@@ -160,10 +184,18 @@ def _register(table: str, plural: str, fields_model: type[Any], out_model: type[
         items = [view(session, row.slug).model_dump(mode="json") for row in rows]
         return {"items": items, "total": total, "page": page, "per_page": per_page}
 
-    def create(body: fields_model, session: SessionDep, clock: ClockDep, actor: ActorDep) -> JSONResponse:  # type: ignore[valid-type]
+    def create(
+        body: fields_model,  # type: ignore[valid-type]
+        session: SessionDep,
+        clock: ClockDep,
+        actor: ActorDep,
+        settings: SettingsDep,
+    ) -> JSONResponse:
         fields = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
+        strict = settings.strict_references
         row = retrying_on_race(
-            session, lambda: service.create(session, actor, table, fields, now=clock.now())
+            session,
+            lambda: service.create(session, actor, table, fields, now=clock.now(), strict_references=strict),
         )
         out = view(session, row.slug)
         return _with_etag(out, out.etag, 201, f"/api/v1/{plural}/{row.slug}")
@@ -180,12 +212,22 @@ def _register(table: str, plural: str, fields_model: type[Any], out_model: type[
         session: SessionDep,
         clock: ClockDep,
         actor: ActorDep,
+        settings: SettingsDep,
         if_match: IfMatch = None,
     ) -> JSONResponse:
         with session.begin():
             row = service.find_row(session, table, key)
             fields = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
-            service.update(session, actor, row, fields, if_match=if_match, partial=False, now=clock.now())
+            service.update(
+                session,
+                actor,
+                row,
+                fields,
+                if_match=if_match,
+                partial=False,
+                now=clock.now(),
+                strict_references=settings.strict_references,
+            )
         out = view(session, row.slug)
         return _with_etag(out, out.etag)
 
@@ -195,11 +237,21 @@ def _register(table: str, plural: str, fields_model: type[Any], out_model: type[
         session: SessionDep,
         clock: ClockDep,
         actor: ActorDep,
+        settings: SettingsDep,
         if_match: IfMatch = None,
     ) -> JSONResponse:
         with session.begin():
             row = service.find_row(session, table, key)
-            service.update(session, actor, row, body, if_match=if_match, partial=True, now=clock.now())
+            service.update(
+                session,
+                actor,
+                row,
+                body,
+                if_match=if_match,
+                partial=True,
+                now=clock.now(),
+                strict_references=settings.strict_references,
+            )
         out = view(session, row.slug)
         return _with_etag(out, out.etag)
 

@@ -7,6 +7,8 @@ served only while the generation it was built at is still current. A process re-
 generation at most every GENERATION_TTL seconds, and at once after its own writes commit: a change
 made through another replica shows within that time, and a cached read costs no query at all.
 A session made without a runtime (a bare sessionmaker) caches nothing: every read is built.
+A session that wrote keeps what it builds to itself until its transaction ends: built from rows
+not committed yet, it must not outlive a rollback in the shared cache.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ MAX_ENTRIES = 8192
 GENERATION_TTL = 0.1
 STATE_NAME = "catalog.view-cache"
 monotonic = time.monotonic  # a module attribute, so tests can move time
+WRITTEN = "catalog.written-views"
+"""session.info key: what a session that wrote built, kept to its own transaction."""
+LISTENING = "catalog.written-views-listening"
 
 
 class ViewCache:
@@ -58,6 +63,11 @@ def bump_generation(session: Session) -> None:
     session.execute(
         update(CatalogState).where(CatalogState.id == 1).values(generation=CatalogState.generation + 1)
     )
+    if not session.info.get(LISTENING):
+        event.listen(session, "after_commit", _end_of_write)
+        event.listen(session, "after_rollback", _end_of_write)
+        session.info[LISTENING] = True
+    session.info[WRITTEN] = {}
     views = _cache_of(session)
     if views is None:
         return
@@ -71,6 +81,11 @@ def bump_generation(session: Session) -> None:
 
 def cached(session: Session, key: Hashable, build: Callable[[], T]) -> T:
     """The value of `build()` for `key` at the current generation of the catalog."""
+    written: dict[Hashable, object] | None = session.info.get(WRITTEN)
+    if written is not None:
+        if key not in written:
+            written[key] = build()
+        return written[key]  # type: ignore[return-value]
     views = _cache_of(session)
     if views is None:
         return build()
@@ -85,3 +100,7 @@ def cached(session: Session, key: Hashable, build: Callable[[], T]) -> T:
         while len(views.entries) > MAX_ENTRIES:
             views.entries.popitem(last=False)
     return value
+
+
+def _end_of_write(session: Session) -> None:
+    session.info.pop(WRITTEN, None)

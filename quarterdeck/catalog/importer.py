@@ -63,6 +63,7 @@ def import_source(
             now=clock.now(),
             ignored_files=tree.ignored,
             notices=tree.notices,
+            strict_references=settings.strict_references,
         )
         sync.audit_import(session, actor, report, at=clock.now())
         return report

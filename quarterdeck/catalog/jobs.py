@@ -65,7 +65,14 @@ def sync_source(ctx: JobContext) -> None:
         )
         return
     try:
-        source_sync.finish_sync(ctx.session, prepared, found, now=ctx.clock.now(), periodic=periodic)
+        source_sync.finish_sync(
+            ctx.session,
+            prepared,
+            found,
+            now=ctx.clock.now(),
+            periodic=periodic,
+            strict_references=runtime.settings.strict_references,
+        )
     except Conflict as exc:
         if exc.code != "catalog.sync_raced":
             raise

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from quarterdeck.catalog.models import (
@@ -35,13 +37,16 @@ def people_by_refs(session: Session, refs: set[str]) -> dict[str, Person]:
     """People named by e-mail, handle or `user:handle`, keyed by the reference as given."""
     found: dict[str, Person] = {}
     emails = sorted(ref for ref in refs if "@" in ref)
-    handles = {ref.removeprefix("user:"): ref for ref in refs if "@" not in ref}
+    handles: dict[str, list[str]] = {}  # `ada` and `user:ada` may both be asked for
+    for ref in refs:
+        if "@" not in ref:
+            handles.setdefault(ref.removeprefix("user:"), []).append(ref)
     for chunk in _chunks(emails):
         for person in session.scalars(select(Person).where(Person.email.in_(chunk)).order_by(Person.id)):
             found.setdefault(person.email or "", person)
     for chunk in _chunks(sorted(handles)):
         for person in session.scalars(select(Person).where(Person.slug.in_(chunk))):
-            found[handles[person.slug]] = person
+            found.update(dict.fromkeys(handles[person.slug], person))
     return found
 
 
@@ -121,6 +126,18 @@ def service_ids_by_keys(session: Session, keys: set[Key]) -> dict[Key, int]:
             if (kind, slug) in keys:
                 found[(kind, slug)] = service_id
     return found
+
+
+def columns_where(session: Session, key: Any, ids: Sequence[int], *columns: Any) -> list[Row[Any]]:
+    """`key` and `columns` of the rows whose `key` (an id column) is in `ids`, a query per CHUNK ids."""
+    found: list[Row[Any]] = []
+    for start in range(0, len(ids), CHUNK):
+        found += session.execute(select(key, *columns).where(key.in_(ids[start : start + CHUNK])))
+    return found
+
+
+def all_ids(session: Session, model: type[Service] | type[Team] | type[Person] | type[System]) -> list[int]:
+    return list(session.scalars(select(model.id).order_by(model.id)))
 
 
 def systems_by_slugs(session: Session, slugs: set[str]) -> dict[str, System]:

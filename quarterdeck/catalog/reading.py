@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from quarterdeck.catalog import queries, readmodel, schemas, search, store
+from quarterdeck.catalog import queries, readmodel, references, schemas, search, store
 from quarterdeck.catalog.models import Person, Service, System, Team
 from quarterdeck.catalog.readmodel import (
     OUTGOING,
@@ -50,7 +50,7 @@ def summary_of(service: Service) -> schemas.ServiceSummary:
 def _owner(session: Session, ref: str | None) -> schemas.Owner | None:
     if not ref:
         return None
-    if readmodel.is_person_ref(ref):
+    if references.is_person_ref(ref):
         return owner_of(ref, {}, queries.people_by_refs(session, {ref}))
     return owner_of(ref, queries.teams_by_slugs(session, {ref}), {})
 
@@ -185,6 +185,7 @@ def team_view(session: Session, slug: str) -> schemas.TeamOut:
         annotations=team.annotations,
         source=source_of(team),
         import_errors=errors_of(team),
+        problems=references.problems_of(references.dangling(session, [team])),
         version=team.version,
         etag=etag_of(team),
     )
@@ -218,6 +219,7 @@ def person_view(session: Session, key: str) -> schemas.PersonOut:
         annotations=person.annotations,
         source=source_of(person),
         import_errors=errors_of(person),
+        problems=references.problems_of(references.dangling(session, [person])),
         version=person.version,
         etag=etag_of(person),
     )
@@ -252,6 +254,7 @@ def system_view(session: Session, slug: str) -> schemas.SystemOut:
         annotations=system.annotations,
         source=source_of(system),
         import_errors=errors_of(system),
+        problems=references.problems_of(references.dangling(session, [system])),
         version=system.version,
         etag=etag_of(system),
         url=f"/systems/{system.slug}",

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from quarterdeck.catalog import queries, schemas, search
@@ -35,6 +35,7 @@ from quarterdeck.catalog.models import (
     System,
     Team,
 )
+from quarterdeck.catalog.references import is_person_ref, problem
 from quarterdeck.db import bulk_insert, hold_lock
 
 CATALOG_WRITES = "catalog.writes"
@@ -82,38 +83,33 @@ def declared_targets(session: Session, service_ids: Iterable[int]) -> set[querie
     return found
 
 
-def _ids_where(session: Session, condition: ColumnElement[bool]) -> set[int]:
-    return set(session.scalars(select(Service.id).where(condition)))
-
-
-def _chunked_ids(session: Session, column: Any, values: set[str]) -> set[int]:
-    ordered = sorted(values)
-    found: set[int] = set()
+def _chunked(session: Session, wanted: Any, column: Any, values: Iterable[Any]) -> set[Any]:
+    """`wanted` of the rows whose `column` is one of `values`, a statement per CHUNK values (the
+    databases cap a statement's parameters: PostgreSQL's driver at 65,535)."""
+    ordered = sorted(set(values))
+    found: set[Any] = set()
     for start in range(0, len(ordered), queries.CHUNK):
-        found |= _ids_where(session, column.in_(ordered[start : start + queries.CHUNK]))
+        chunk = ordered[start : start + queries.CHUNK]
+        found |= set(session.scalars(select(wanted).where(column.in_(chunk))))
     return found
 
 
 def affected(session: Session, changes: Changes) -> set[int]:
     """Ids of every service whose answer shows something `changes` touched, as the tables are now."""
-    ids = set(changes.services)
-    keys = set(changes.service_keys)
-    written = session.execute(
-        select(Service.kind, Service.slug).where(Service.id.in_(sorted(changes.services)))
-    )
-    keys |= {(kind, slug) for kind, slug in written} if changes.services else set()
-    for start in range(0, len(sorted(keys)), queries.CHUNK):
-        chunk = set(sorted(keys)[start : start + queries.CHUNK])
-        for source, _relation, target in queries.edges_touching(session, chunk):
-            keys |= {source, target}
-    ids |= set(queries.service_ids_by_keys(session, keys).values())
-    ids |= _chunked_ids(session, Service.owner_ref, changes.teams | changes.person_refs)
-    ids |= _chunked_ids(session, Service.system_ref, changes.systems)
-    if changes.person_refs:
-        contacts = select(ServiceContact.service_id).where(
-            ServiceContact.person_ref.in_(sorted(changes.person_refs))
+    written = set(changes.service_keys)
+    ordered = sorted(changes.services)
+    for start in range(0, len(ordered), queries.CHUNK):
+        rows = session.execute(
+            select(Service.kind, Service.slug).where(Service.id.in_(ordered[start : start + queries.CHUNK]))
         )
-        ids |= set(session.scalars(contacts))
+        written |= {(kind, slug) for kind, slug in rows}
+    keys = set(written)
+    for source, _relation, target in queries.edges_touching(session, written):
+        keys |= {source, target}
+    ids = set(changes.services) | set(queries.service_ids_by_keys(session, keys).values())
+    ids |= _chunked(session, Service.id, Service.owner_ref, changes.teams | changes.person_refs)
+    ids |= _chunked(session, Service.id, Service.system_ref, changes.systems)
+    ids |= _chunked(session, ServiceContact.service_id, ServiceContact.person_ref, changes.person_refs)
     return ids
 
 
@@ -157,11 +153,6 @@ def team_brief(team: Team) -> schemas.TeamBrief:
         chat_channel=team.chat_channel,
         url=f"/teams/{team.slug}",
     )
-
-
-def is_person_ref(ref: str) -> bool:
-    """An owner reference names a person (`user:handle` or an e-mail), else a team."""
-    return ref.startswith("user:") or "@" in ref
 
 
 def owner_of(ref: str | None, teams: dict[str, Team], people: dict[str, Person]) -> schemas.Owner | None:
@@ -211,6 +202,31 @@ def directed_edges(edges: list[queries.Edge]) -> list[tuple[queries.Key, str, qu
         else:
             directed.append((source, relation, target))
     return list(dict.fromkeys(directed))
+
+
+def problems_of(
+    owner: schemas.Owner | None,
+    system: schemas.Ref | None,
+    contacts: list[schemas.Contact],
+    depends_on: list[schemas.Edge],
+    dependents: list[schemas.Edge],
+) -> list[schemas.ReferenceProblem]:
+    """The references of a service's answer that resolved to nothing (references.py says the same of
+    its rows). A dependent that does not exist can only come from the service's own `dependencyOf`."""
+    found = []
+    if owner is not None and owner.team is None and owner.person is None:
+        found.append(problem("owner", owner.ref, "person" if is_person_ref(owner.ref) else "team"))
+    if system is not None and not system.exists:
+        found.append(problem("system", system.ref, "system"))
+    found += [
+        problem("contacts", ref, "person") for ref in dict.fromkeys(c.ref for c in contacts if not c.person)
+    ]
+    for edges, declared_as in ((depends_on, None), (dependents, "dependency_of")):
+        for edge in edges:
+            if not edge.exists:
+                ref = edge.slug if edge.kind == "component" else f"{edge.kind}:{edge.slug}"
+                found.append(problem(declared_as or edge.relation, ref, "service"))
+    return found
 
 
 def _edge(relation: str, key: queries.Key, found: queries.ServiceBrief | None) -> schemas.Edge:
@@ -298,6 +314,14 @@ def build(session: Session, service_ids: Sequence[int]) -> list[Built]:
     for row in rows:
         me = (row.kind, row.slug)
         callers = sorted(incoming.get(me, []), key=lambda edge: (edge[1][1], edge[1][0], edge[0]))
+        owner = owner_of(row.owner_ref, teams, people)
+        system = system_ref(row.system_ref, systems)
+        people_named = [
+            schemas.Contact(role=role, ref=ref, person=person_brief(people[ref]) if ref in people else None)
+            for role, ref in contacts.get(row.id, [])
+        ]
+        depends_on = [_edge(rel, key, found.get(key)) for rel, key in outgoing.get(me, [])]
+        dependents = [_edge(rel, key, found.get(key)) for rel, key in callers]
         view = schemas.ServiceOut(
             kind=row.kind,
             slug=row.slug,
@@ -310,25 +334,19 @@ def build(session: Session, service_ids: Sequence[int]) -> list[Built]:
             system=row.system_ref,
             tags=[tag for (tag,) in tags.get(row.id, [])],
             url=search.service_url(row.kind, row.slug),
-            owner_detail=owner_of(row.owner_ref, teams, people),
-            system_detail=system_ref(row.system_ref, systems),
-            contacts=[
-                schemas.Contact(
-                    role=role,
-                    ref=ref,
-                    person=person_brief(people[ref]) if ref in people else None,
-                )
-                for role, ref in contacts.get(row.id, [])
-            ],
+            owner_detail=owner,
+            system_detail=system,
+            contacts=people_named,
             links=row.links or [],
-            depends_on=[_edge(rel, key, found.get(key)) for rel, key in outgoing.get(me, [])],
-            dependents=[_edge(rel, key, found.get(key)) for rel, key in callers],
+            depends_on=depends_on,
+            dependents=dependents,
             image=row.image_repository,
             definition=row.definition,
             annotations=row.annotations or {},
             custom=row.custom_fields or {},
             source=source_of(row),
             import_errors=errors_of(row),
+            problems=problems_of(owner, system, people_named, depends_on, dependents),
             version=row.version,
             etag="",
             created_at=row.created_at,

@@ -120,6 +120,31 @@ class ImportError_(BaseModel):
     message: str
 
 
+class ReferenceProblem(BaseModel):
+    """A name this entity gives for another that nothing in the catalog has (references.py): its
+    field (`owner`, `system`, `depends_on`, `contacts`, `parent`, `members`, ...), the name as
+    written, and what it should name (`team`, `person`, `system`, `service`)."""
+
+    field: str
+    ref: str
+    target: str
+    message: str
+
+
+class DanglingOut(ReferenceProblem):
+    """A dangling reference in the admins' list: who refers, where its descriptor was imported from
+    (`file`:`line` in `source`; none for entities made in the portal), and the nearest names."""
+
+    entity_type: str
+    entity: str
+    kind: str | None
+    url: str
+    source: str | None
+    file: str | None
+    line: int | None
+    suggestions: list[str]
+
+
 class ServiceSummary(BaseModel):
     kind: str
     slug: str
@@ -147,6 +172,9 @@ class ServiceOut(ServiceSummary):
     custom: dict[str, Any]
     source: SourceInfo
     import_errors: list[ImportError_]
+    problems: list[ReferenceProblem] = []
+    """References that name nothing in the catalog; the page and `GET /api/v1/references` add the
+    nearest names (they depend on the whole catalog, a stored answer only on its neighbours)."""
     version: int
     etag: str
     created_at: datetime
@@ -170,6 +198,7 @@ class TeamOut(TeamBrief):
     annotations: dict[str, str]
     source: SourceInfo
     import_errors: list[ImportError_]
+    problems: list[ReferenceProblem] = []
     version: int
     etag: str
 
@@ -182,6 +211,7 @@ class PersonOut(PersonBrief):
     annotations: dict[str, str]
     source: SourceInfo
     import_errors: list[ImportError_]
+    problems: list[ReferenceProblem] = []
     version: int
     etag: str
 
@@ -199,6 +229,7 @@ class SystemOut(BaseModel):
     annotations: dict[str, str]
     source: SourceInfo
     import_errors: list[ImportError_]
+    problems: list[ReferenceProblem] = []
     version: int
     etag: str
     url: str

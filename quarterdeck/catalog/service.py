@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from quarterdeck.access import service as access
 from quarterdeck.access.schemas import Actor, Resource
-from quarterdeck.catalog import cache, graph, queries, readmodel, schemas, search, store
+from quarterdeck.catalog import cache, graph, queries, readmodel, references, schemas, search, store
 from quarterdeck.catalog.descriptors.drafts import PersonDraft, ServiceDraft, SystemDraft, TeamDraft
 from quarterdeck.catalog.descriptors.quarterdeck_format import FIELDS_MODELS, to_entity
 from quarterdeck.catalog.models import UI_SOURCE, Person, Service, System, Team
@@ -35,6 +35,7 @@ from quarterdeck.catalog.reading import (
     system_view,
     team_view,
 )
+from quarterdeck.catalog.references import dangling_page, suggested
 from quarterdeck.catalog.schemas import ServiceFilters, ServiceRef
 from quarterdeck.catalog.suggest import closest_names, did_you_mean
 from quarterdeck.catalog.whois import whois
@@ -50,6 +51,7 @@ __all__ = [
     "closest_names",
     "create",
     "current_fields",
+    "dangling_page",
     "delete",
     "did_you_mean",
     "editable_row",
@@ -68,6 +70,7 @@ __all__ = [
     "service_ref",
     "service_refs",
     "service_view",
+    "suggested",
     "system_view",
     "team_view",
     "teams_of_email",
@@ -195,9 +198,16 @@ def _person_resource(session: Session, actor: Actor, row: store.Entity) -> Resou
 
 
 def create(
-    session: Session, actor: Actor, table: str, fields: dict[str, Any], *, now: datetime
+    session: Session,
+    actor: Actor,
+    table: str,
+    fields: dict[str, Any],
+    *,
+    now: datetime,
+    strict_references: bool = False,
 ) -> store.Entity:
-    """Add an entity made in the portal; it belongs to the UI source, never touched by imports."""
+    """Add an entity made in the portal; it belongs to the UI source, never touched by imports.
+    With `strict_references` one naming something the catalog does not have is refused."""
     entity = to_entity(_validate(table, fields))
     access.require(actor, "catalog.create", resource_of(entity))
     readmodel.lock_catalog(session)
@@ -207,6 +217,8 @@ def create(
         raise Conflict(
             f"{table} {entity.slug!r} already exists", code="catalog.duplicate", details={"slug": entity.slug}
         )
+    if strict_references:
+        references.refuse_dangling(session, entity)
     store.save(session, [store.Write(entity)], source=UI_SOURCE, now=now)
     row = store.find(session, draft_identity)
     assert row is not None
@@ -291,11 +303,13 @@ def update(
     if_match: str | None,
     partial: bool,
     now: datetime,
+    strict_references: bool = False,
 ) -> store.Entity:
     """Edit an entity in the portal. An imported entity becomes the portal's: imports leave it alone.
 
     The actor must be allowed to edit the entity as it is and, when the owner changes, as it will be:
-    nobody hands a service to a team and keeps editing it, nor takes one from another team.
+    nobody hands a service to a team and keeps editing it, nor takes one from another team. With
+    `strict_references` an edit naming something the catalog does not have is refused.
     """
     readmodel.lock_catalog(session)
     lock_row(session, row)
@@ -325,6 +339,8 @@ def update(
     else:
         access.require(actor, "catalog.edit", resource_of(entity))
     _keep_what_the_api_cannot_say(row, entity)
+    if strict_references:
+        references.refuse_dangling(session, entity, replacing=row)
     if row.source != UI_SOURCE:
         row.detached_from = row.source
     store.save(session, [store.Write(entity, row=row)], source=UI_SOURCE, now=now)

@@ -135,7 +135,12 @@ def _source(session: Session, key: str) -> CatalogSource | None:
 
 
 def _apply(
-    session: Session, prepared: Prepared, source: CatalogSource | None, now: datetime
+    session: Session,
+    prepared: Prepared,
+    source: CatalogSource | None,
+    now: datetime,
+    *,
+    strict_references: bool,
 ) -> tuple[CatalogSource, ImportReport]:
     """Apply what was read; keep it for the next sync; record the outcome. Creates the source."""
     tree, planned = prepared.tree, prepared.plan
@@ -151,6 +156,7 @@ def _apply(
         ignored_files=len(planned.ignored),
         notices=tree.notices,
         kept=incremental.kept(planned, prepared.previous, prepared.results),
+        strict_references=strict_references,
     )
     state = incremental.next_state(
         tree, planned, prepared.results, report, entities=count_owned(session, tree.key)
@@ -183,7 +189,13 @@ def _record(
 
 
 def finish_sync(
-    session: Session, prepared: Prepared, snapshot: SourceSnapshot, *, now: datetime, periodic: bool
+    session: Session,
+    prepared: Prepared,
+    snapshot: SourceSnapshot,
+    *,
+    now: datetime,
+    periodic: bool,
+    strict_references: bool = False,
 ) -> ImportReport | None:
     """Apply a prepared sync in the caller's transaction (the job's); the report, or None when the
     commit was already applied (or the source is gone). Raises Conflict when another sync or a
@@ -200,7 +212,7 @@ def finish_sync(
         errors = prepared.previous.errors if prepared.previous else 0
         _record(source, prepared.started, now, SyncResult.ERRORS if errors else SyncResult.OK)
     else:
-        report = _apply(session, prepared, source, now)[1]
+        report = _apply(session, prepared, source, now, strict_references=strict_references)[1]
         audit_import(session, SYNC_ACTOR, report, at=now, action="catalog.sync", only_changes=True)
     if periodic:
         schedule_next(session, source, now)
@@ -283,7 +295,7 @@ def import_git(
     prepared = prepare(f"git:{url}", url, None, cache_dir=settings.git_cache_dir, progress=progress)
     with transaction(sessions) as session:
         now = clock.now()
-        source, report = _apply(session, prepared, None, now)
+        source, report = _apply(session, prepared, None, now, strict_references=settings.strict_references)
         audit_import(session, actor, report, at=now)
         changed = (sync_every is not None and sync_every != source.sync_interval_seconds) or (
             sync is not None and sync != source.sync_enabled

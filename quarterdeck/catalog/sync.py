@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, lazyload
 
 from quarterdeck.access import service as access
 from quarterdeck.access.schemas import Actor
-from quarterdeck.catalog import readmodel, store
+from quarterdeck.catalog import readmodel, references, store
 from quarterdeck.catalog.descriptors import Draft, FileResult, Problem
 from quarterdeck.catalog.models import CatalogSource, Person, Service, System, Team
 
@@ -167,8 +167,12 @@ def apply_import(
     ignored_files: int = 0,
     notices: list[Problem] | None = None,
     kept: Kept | None = None,
+    strict_references: bool = False,
 ) -> ImportReport:
-    """Make the catalog match what this source says now. Never raises for bad descriptors."""
+    """Make the catalog match what this source says now. Never raises for bad descriptors.
+
+    A reference of an entity written now that names nothing the catalog will have is a notice;
+    with `strict_references` an error, and that entity is not applied (see `_check_references`)."""
     readmodel.lock_catalog(session)
     report = ImportReport(
         source=key,
@@ -202,15 +206,15 @@ def apply_import(
                 continue
             drafts[draft.identity] = draft
     claimed = _claimed_elsewhere(session, list(drafts.values()), key, None if kept is None else owned)
-    writes: list[store.Write] = []
+    candidates: dict[tuple[str, str], store.Write] = {}
     for identity, draft in drafts.items():
         if identity in claimed:
             report.errors.append(_conflict(draft, claimed[identity]))
             report.catalog_dependent.add(draft.origin.file)
             continue
-        report.entities += 1
         row = owned.get(identity)
         if row is not None and row.detached_from == key:
+            report.entities += 1
             report.catalog_dependent.add(draft.origin.file)
             report.notices.append(
                 Problem(
@@ -223,28 +227,87 @@ def apply_import(
             continue
         content_hash = draft.content_hash()
         if row is not None and row.content_hash == content_hash and not row.import_errors:
+            report.entities += 1
             report.unchanged += 1
             continue
-        if row is None:
-            report.created += 1
-        else:
-            report.updated += 1
-        writes.append(store.Write(draft.entity, draft.origin, content_hash, row))
+        candidates[identity] = store.Write(draft.entity, draft.origin, content_hash, row)
+    leaving = _leaving(owned, drafts, failed, file_problems, key)
+    found = _check_references(session, candidates, drafts, leaving, strict=strict_references)
+    refused = {reference.identity for reference in found} if strict_references else set()
+    writes = [write for identity, write in candidates.items() if identity not in refused]
+    for write in writes:
+        report.entities += 1
+        report.created += write.row is None
+        report.updated += write.row is not None
     store.save(session, writes, source=key, now=now)
     if len(writes) >= ANALYZE_AFTER:
         store.refresh_statistics(session)
+    for reference in references.with_suggestions(session, found):
+        located = Problem(reference.file or "", reference.line, reference.sentence, reference.field)
+        if not strict_references:
+            report.notices.append(located)
+            continue
+        report.errors.append(located)
+        report.catalog_dependent.add(located.file)
+        failed.setdefault(reference.identity, []).append(located)
+        drafts.pop(reference.identity, None)
     for identity, row in owned.items():
-        if identity in drafts or row.detached_from == key:
-            continue
-        stale = failed.get(identity) or file_problems.get(row.source_file or "")
-        if stale:
+        if identity in leaving:
+            store.remove(session, row)
+            report.removed += 1
+        elif identity not in drafts and row.detached_from != key:
+            stale = failed.get(identity) or file_problems.get(row.source_file or "") or []
             store.record_import_errors(session, row, [problem.as_dict() for problem in stale])
-            continue
-        store.remove(session, row)
-        report.removed += 1
     _record_source(session, key, kind, location, revision, report, now)
     session.flush()
     return report
+
+
+def _leaving(
+    owned: dict[tuple[str, str], store.Entity],
+    drafts: dict[tuple[str, str], Draft],
+    failed: dict[tuple[str, str], list[Problem]],
+    file_problems: dict[str, list[Problem]],
+    key: str,
+) -> set[tuple[str, str]]:
+    """The source's entities its descriptors no longer define: removed, unless a problem with the
+    file (or the descriptor) that defined them keeps their last good version."""
+    return {
+        identity
+        for identity, row in owned.items()
+        if identity not in drafts
+        and row.detached_from != key
+        and not (failed.get(identity) or file_problems.get(row.source_file or ""))
+    }
+
+
+def _check_references(
+    session: Session,
+    candidates: dict[tuple[str, str], store.Write],
+    drafts: dict[tuple[str, str], Draft],
+    leaving: set[tuple[str, str]],
+    *,
+    strict: bool,
+) -> list[references.Dangling]:
+    """The dangling references of the entities about to be written, against the catalog as this
+    import will leave it: the source's other entities count, those it removes do not.
+
+    Strict, an entity with one is not applied (its last good version, if any, stays, showing the
+    error): then what only it would have defined no longer counts either, so the check runs again
+    until no more entities are refused."""
+    refused: set[tuple[str, str]] = set()
+    found: list[references.Dangling] = []
+    while True:
+        writing = {identity: w for identity, w in candidates.items() if identity not in refused}
+        replaced = leaving | {identity for identity, w in writing.items() if w.row is not None}
+        defined = [d.entity for identity, d in drafts.items() if identity not in refused]
+        after = references.overlay(defined, replaced)
+        located = [Draft(w.entity, w.origin) for w in writing.values() if w.origin is not None]
+        more = references.dangling(session, located, after=after)
+        found += more
+        if not strict or not more:
+            return found
+        refused |= {reference.identity for reference in more}
 
 
 def _label(identity: tuple[str, str]) -> str:

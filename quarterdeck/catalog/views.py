@@ -108,6 +108,7 @@ def service_edit(
     session: SessionDep,
     actor: SignedInDep,
     clock: ClockDep,
+    settings: SettingsDep,
     title: Annotated[str, Form(max_length=300)],
     owner: Annotated[str, Form(max_length=200)],
     description: Annotated[str, Form(max_length=10_000)] = "",
@@ -128,7 +129,16 @@ def service_edit(
     try:
         with session.begin():
             row = service.find_row(session, "service", slug, kind)
-            service.update(session, actor, row, values, if_match=None, partial=True, now=clock.now())
+            service.update(
+                session,
+                actor,
+                row,
+                values,
+                if_match=None,
+                partial=True,
+                now=clock.now(),
+                strict_references=settings.strict_references,
+            )
     except Invalid as exc:
         row = service.find_row(session, "service", slug, kind)
         errors = exc.details if isinstance(exc.details, list) else [{"field": None, "message": exc.message}]
@@ -145,6 +155,7 @@ def service_page(
     view = service.service_view(session, row.slug, row.kind)  # type: ignore[union-attr]
     context = {
         "s": view,
+        "problems": service.suggested(session, view.problems),
         "graph_svg": service.render_neighbourhood(session, view.slug, view.kind),
         "can_edit": service.may_edit(actor, row),
     }
@@ -158,7 +169,9 @@ def teams_page(request: Request, session: SessionDep, q: Text = None, page: Page
 
 @router.get("/teams/{slug:path}", response_class=HTMLResponse, name="team")
 def team_page(request: Request, slug: str, session: SessionDep) -> Response:
-    return templates.TemplateResponse(request, "catalog/team.html", {"t": service.team_view(session, slug)})
+    team = service.team_view(session, slug)
+    context = {"t": team, "problems": service.suggested(session, team.problems)}
+    return templates.TemplateResponse(request, "catalog/team.html", context)
 
 
 @router.get("/people", response_class=HTMLResponse, name="people")
@@ -168,9 +181,9 @@ def people_page(request: Request, session: SessionDep, q: Text = None, page: Pag
 
 @router.get("/people/{key}", response_class=HTMLResponse, name="person")
 def person_page(request: Request, key: str, session: SessionDep) -> Response:
-    return templates.TemplateResponse(
-        request, "catalog/person.html", {"p": service.person_view(session, key)}
-    )
+    person = service.person_view(session, key)
+    context = {"p": person, "problems": service.suggested(session, person.problems)}
+    return templates.TemplateResponse(request, "catalog/person.html", context)
 
 
 @router.get("/systems", response_class=HTMLResponse, name="systems")
@@ -180,6 +193,6 @@ def systems_page(request: Request, session: SessionDep, q: Text = None, page: Pa
 
 @router.get("/systems/{slug:path}", response_class=HTMLResponse, name="system")
 def system_page(request: Request, slug: str, session: SessionDep) -> Response:
-    return templates.TemplateResponse(
-        request, "catalog/system.html", {"sys": service.system_view(session, slug)}
-    )
+    system = service.system_view(session, slug)
+    context = {"sys": system, "problems": service.suggested(session, system.problems)}
+    return templates.TemplateResponse(request, "catalog/system.html", context)

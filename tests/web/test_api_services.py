@@ -143,6 +143,20 @@ def test_create_answers_201_with_etag_and_every_field_resolved(client: TestClien
         "custom": {"cost_center": "4100", "pci_scope": True, "replicas": 3},
         "source": {"source": "ui", "file": None, "line": None, "detached_from": None, "descriptor": None},
         "import_errors": [],
+        "problems": [
+            {
+                "field": "contacts",
+                "ref": "grace",
+                "target": "person",
+                "message": "contact 'grace' is not in the catalog",
+            },
+            {
+                "field": "depends_on",
+                "ref": "ledger",
+                "target": "service",
+                "message": "dependency 'ledger' is not in the catalog",
+            },
+        ],
         "version": 1,
         "etag": body["etag"],
         "created_at": NOW,

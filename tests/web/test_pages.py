@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from quarterdeck.catalog.importer import import_source
 from quarterdeck.clock import FrozenClock
 from quarterdeck.config import Settings
+from tests.conftest import make_user, session_client
+from tests.helpers import create_service, create_team
 
 XSS = '<script>alert("xss")</script>'
 IMG = "<img src=x onerror=alert(1)>"
@@ -79,6 +82,7 @@ PAGES = [
     "/search?q=evil",
     f"/search?q={XSS}",
     "/services?q=evil",
+    "/admin/references",
     NOT_FOUND,
 ]
 
@@ -147,3 +151,52 @@ def test_service_filter_form_sends_empty_fields(client: TestClient, hostile: Non
     assert response.status_code == 200
     assert "1 service" in response.text
     assert client.get("/services?tier=9").status_code == 422
+
+
+def test_service_page_warns_of_a_reference_naming_nothing_with_the_nearest_name(client: TestClient) -> None:
+    create_team(client, "checkout")
+    create_service(client, "checkout-api", "chekout")
+
+    body = client.get("/services/checkout-api").text
+
+    assert 'id="reference-problems"' in body
+    assert (
+        '<li class="reference-problem" data-field="owner">owner &#39;chekout&#39; is not in the catalog; '
+        'did you mean <a href="/teams/checkout">checkout</a>?</li>'
+    ) in body
+
+    assert client.patch("/api/v1/services/checkout-api", json={"owner": "checkout"}).status_code == 200
+    assert 'id="reference-problems"' not in client.get("/services/checkout-api").text
+
+
+def test_team_page_warns_of_a_parent_and_members_naming_nothing(client: TestClient) -> None:
+    create_team(client, "finance")
+    create_team(client, "payments", parent="finanse", members=[{"person": "grace@example.com"}])
+
+    body = client.get("/teams/payments").text
+
+    assert 'data-field="parent">parent team &#39;finanse&#39; is not in the catalog; did you mean' in body
+    assert '<a href="/teams/finance">finance</a>' in body
+    assert 'data-field="members">member &#39;grace@example.com&#39; is not in the catalog' in body
+
+
+def test_admins_page_of_dangling_references(
+    client: TestClient, app_under_test: FastAPI, sessions: sessionmaker[Session], clock: FrozenClock
+) -> None:
+    empty = client.get("/admin/references")
+    assert empty.status_code == 200
+    assert 'id="no-dangling-references"' in empty.text and "Every reference resolves." in empty.text
+
+    create_team(client, "checkout")
+    create_service(client, "checkout-api", "chekout")
+    listed = client.get("/admin/references").text
+
+    assert 'id="no-dangling-references"' not in listed
+    assert '<tr data-entity="service:checkout-api" data-field="owner">' in listed
+    assert "<code>checkout</code>" in listed and "made in the portal" in listed
+    assert '<a href="/admin/references">References</a>' in listed  # in the admins' menu
+
+    make_user(sessions, clock, "member@shop.example")
+    member = session_client(app_under_test, sessions, clock, "member@shop.example")
+    assert member.get("/admin/references").status_code == 403
+    assert "/admin/references" not in member.get("/services").text
