@@ -891,6 +891,17 @@ def deploys_for(size: int, sizes: list[int], args: argparse.Namespace) -> int:
     return round(at_largest * size / largest)
 
 
+def merge_saved(by_size: dict[int, dict[str, dict[str, Any]]], out: Path, dialects: list[str]) -> list[str]:
+    """Add the results saved in `out` by earlier runs (catalog-<dialect>-<size>.json) for the sizes and
+    dialects this run did not measure; the dialects the report then covers."""
+    for saved in sorted(out.glob("catalog-*-*.json")):
+        dialect, size = saved.stem.removeprefix("catalog-").rsplit("-", 1)
+        if size.isdigit():
+            by_size.setdefault(int(size), {}).setdefault(dialect, json.loads(saved.read_text()))
+    covered = {dialect for results in by_size.values() for dialect in results}
+    return [d for d in ("sqlite", "postgresql") if d in covered or d in dialects]
+
+
 def ints(value: str) -> list[int]:
     return [int(part.replace("_", "")) for part in value.split(",") if part]
 
@@ -926,6 +937,11 @@ def main() -> None:
         help="endpoint keys to run",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results go (default bench/results)")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="report also the results earlier runs saved in --out for sizes and dialects not measured now",
+    )
     args = parser.parse_args()
     args.connections = sorted(set(args.connections))
     if args.warm_seconds is None:
@@ -970,7 +986,9 @@ def main() -> None:
                 )
             by_size[size] = {r["dialect"]: r for r in results}
             shutil.rmtree(work / f"catalog-{size}", ignore_errors=True)
-        save_markdown(args.out, "catalog.md", markdown(by_size, dialects, args))
+        if args.merge:
+            dialects = merge_saved(by_size, args.out, dialects)
+        save_markdown(args.out, "catalog.md", markdown(dict(sorted(by_size.items())), dialects, args))
         log(started, f"done (estimated {math.ceil(estimate / 60)} minutes)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
