@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from quarterdeck.catalog.models import (
     Membership,
@@ -186,17 +186,6 @@ def after_key(key: tuple[str, str]) -> ColumnElement[bool]:
 
 def count(session: Session, query: Select[Service]) -> int:
     return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-
-
-def services_owned_by(session: Session, owner_refs: list[str]) -> list[Service]:
-    return list(
-        session.scalars(
-            select(Service)
-            .where(Service.owner_ref.in_(owner_refs))
-            .options(selectinload(Service.tags))
-            .order_by(Service.tier, Service.slug)
-        )
-    )
 
 
 def memberships_of_team(session: Session, slug: str) -> list[Membership]:

@@ -31,22 +31,6 @@ def etag_of(row: store.Entity) -> str:
     return f'"{table}-{row.id}-v{row.version}"'
 
 
-def summary_of(service: Service) -> schemas.ServiceSummary:
-    return schemas.ServiceSummary(
-        kind=service.kind,
-        slug=service.slug,
-        title=service.title,
-        description=service.description,
-        type=service.type,
-        lifecycle=service.lifecycle,
-        tier=service.tier,
-        owner=service.owner_ref,
-        system=service.system_ref,
-        tags=[tag.tag for tag in service.tags],
-        url=search.service_url(service.kind, service.slug),
-    )
-
-
 def _owner(session: Session, ref: str | None) -> schemas.Owner | None:
     if not ref:
         return None

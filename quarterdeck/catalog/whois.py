@@ -5,13 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from quarterdeck.catalog import queries, schemas, search
+from quarterdeck.catalog import queries, readmodel, schemas, search
 from quarterdeck.catalog.models import Person, Service, System, Team
 from quarterdeck.catalog.reading import (
     members_of,
     person_view,
     service_view,
-    summary_of,
     system_view,
     team_brief,
     team_view,
@@ -133,7 +132,7 @@ def _whois_person(session: Session, query: str, person: Person) -> schemas.Whois
     answer = f"{view.name}" + (f" ({view.title})" if view.title else "")
     answer += f", {view.email}" if view.email else ""
     answer += f", {view.chat_handle}" if view.chat_handle else ""
-    services = [s for team in view.teams for s in queries.services_owned_by(session, [team.slug])]
+    owned = select(Service).where(Service.owner_ref.in_([team.slug for team in view.teams]))
     return schemas.Whois(
         query=query,
         type="person",
@@ -144,5 +143,5 @@ def _whois_person(session: Session, query: str, person: Person) -> schemas.Whois
         teams=view.teams,
         emails=[e for e in [view.email] if e],
         channels=[c for c in [view.chat_handle] if c],
-        services=[summary_of(s) for s in services],
+        services=readmodel.summaries(session, owned, Service.owner_ref, Service.tier, Service.slug),
     )
