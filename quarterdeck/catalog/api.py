@@ -20,7 +20,7 @@ from quarterdeck.catalog.descriptors.quarterdeck_format import (
     descriptor_json_schema,
 )
 from quarterdeck.db import retrying_on_race
-from quarterdeck.web.deps import ClockDep, SessionDep, SettingsDep, read_in_thread
+from quarterdeck.web.deps import ClockDep, SessionDep, read_in_thread
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"], dependencies=[Depends(reader)])
 public_router = APIRouter(prefix="/api/v1", tags=["catalog"])
@@ -74,15 +74,14 @@ async def list_services(
 
 @router.post("/services", status_code=201, response_model=schemas.ServiceOut)
 def create_service(
-    body: ServiceFields, session: SessionDep, clock: ClockDep, actor: ActorDep, settings: SettingsDep
+    body: ServiceFields, session: SessionDep, clock: ClockDep, actor: ActorDep
 ) -> JSONResponse:
     """A reference to something the catalog does not have is listed in the answer's `problems`;
     with QD_STRICT_REFERENCES it is refused (422, naming the field and the nearest names)."""
     fields = body.model_dump(exclude_unset=True)
-    strict = settings.strict_references
     row = retrying_on_race(
         session,
-        lambda: service.create(session, actor, "service", fields, now=clock.now(), strict_references=strict),
+        lambda: service.create(session, actor, "service", fields, now=clock.now()),
     )
     view = service.service_view(session, row.slug, "component")
     return _with_etag(view, view.etag, 201, f"/api/v1/services/{view.slug}")
@@ -105,7 +104,6 @@ def replace_service(
     session: SessionDep,
     clock: ClockDep,
     actor: ActorDep,
-    settings: SettingsDep,
     if_match: IfMatch = None,
     kind: Kind = None,
 ) -> JSONResponse:
@@ -120,7 +118,6 @@ def replace_service(
             if_match=if_match,
             partial=False,
             now=clock.now(),
-            strict_references=settings.strict_references,
         )
     view = service.service_view(session, row.slug, row.kind)  # type: ignore[union-attr]
     return _with_etag(view, view.etag)
@@ -133,7 +130,6 @@ def patch_service(
     session: SessionDep,
     clock: ClockDep,
     actor: ActorDep,
-    settings: SettingsDep,
     if_match: IfMatch = None,
     kind: Kind = None,
 ) -> JSONResponse:
@@ -147,7 +143,6 @@ def patch_service(
             if_match=if_match,
             partial=True,
             now=clock.now(),
-            strict_references=settings.strict_references,
         )
     view = service.service_view(session, row.slug, row.kind)  # type: ignore[union-attr]
     return _with_etag(view, view.etag)
@@ -189,13 +184,11 @@ def _register(table: str, plural: str, fields_model: type[Any], out_model: type[
         session: SessionDep,
         clock: ClockDep,
         actor: ActorDep,
-        settings: SettingsDep,
     ) -> JSONResponse:
         fields = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
-        strict = settings.strict_references
         row = retrying_on_race(
             session,
-            lambda: service.create(session, actor, table, fields, now=clock.now(), strict_references=strict),
+            lambda: service.create(session, actor, table, fields, now=clock.now()),
         )
         out = view(session, row.slug)
         return _with_etag(out, out.etag, 201, f"/api/v1/{plural}/{row.slug}")
@@ -212,7 +205,6 @@ def _register(table: str, plural: str, fields_model: type[Any], out_model: type[
         session: SessionDep,
         clock: ClockDep,
         actor: ActorDep,
-        settings: SettingsDep,
         if_match: IfMatch = None,
     ) -> JSONResponse:
         with session.begin():
@@ -226,7 +218,6 @@ def _register(table: str, plural: str, fields_model: type[Any], out_model: type[
                 if_match=if_match,
                 partial=False,
                 now=clock.now(),
-                strict_references=settings.strict_references,
             )
         out = view(session, row.slug)
         return _with_etag(out, out.etag)
@@ -237,7 +228,6 @@ def _register(table: str, plural: str, fields_model: type[Any], out_model: type[
         session: SessionDep,
         clock: ClockDep,
         actor: ActorDep,
-        settings: SettingsDep,
         if_match: IfMatch = None,
     ) -> JSONResponse:
         with session.begin():
@@ -250,7 +240,6 @@ def _register(table: str, plural: str, fields_model: type[Any], out_model: type[
                 if_match=if_match,
                 partial=True,
                 now=clock.now(),
-                strict_references=settings.strict_references,
             )
         out = view(session, row.slug)
         return _with_etag(out, out.etag)

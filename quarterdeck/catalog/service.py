@@ -39,7 +39,7 @@ from quarterdeck.catalog.references import dangling_page, suggested
 from quarterdeck.catalog.schemas import ServiceFilters, ServiceRef
 from quarterdeck.catalog.suggest import closest_names, did_you_mean
 from quarterdeck.catalog.whois import whois
-from quarterdeck.db import lock_row
+from quarterdeck.db import RUNTIME_KEY, lock_row
 from quarterdeck.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionFailed
 
 __all__ = [
@@ -197,6 +197,13 @@ def _person_resource(session: Session, actor: Actor, row: store.Entity) -> Resou
     return resource
 
 
+def _strict_references(session: Session) -> bool:
+    """QD_STRICT_REFERENCES of the runtime that made the session (off for a bare session): every
+    path that edits in the portal (API, pages) is held to it without passing it along."""
+    runtime = session.info.get(RUNTIME_KEY)
+    return bool(runtime is not None and runtime.settings.strict_references)
+
+
 def create(
     session: Session,
     actor: Actor,
@@ -204,10 +211,9 @@ def create(
     fields: dict[str, Any],
     *,
     now: datetime,
-    strict_references: bool = False,
 ) -> store.Entity:
     """Add an entity made in the portal; it belongs to the UI source, never touched by imports.
-    With `strict_references` one naming something the catalog does not have is refused."""
+    With QD_STRICT_REFERENCES one naming something the catalog does not have is refused."""
     entity = to_entity(_validate(table, fields))
     access.require(actor, "catalog.create", resource_of(entity))
     readmodel.lock_catalog(session)
@@ -217,7 +223,7 @@ def create(
         raise Conflict(
             f"{table} {entity.slug!r} already exists", code="catalog.duplicate", details={"slug": entity.slug}
         )
-    if strict_references:
+    if _strict_references(session):
         references.refuse_dangling(session, entity)
     store.save(session, [store.Write(entity)], source=UI_SOURCE, now=now)
     row = store.find(session, draft_identity)
@@ -303,13 +309,12 @@ def update(
     if_match: str | None,
     partial: bool,
     now: datetime,
-    strict_references: bool = False,
 ) -> store.Entity:
     """Edit an entity in the portal. An imported entity becomes the portal's: imports leave it alone.
 
     The actor must be allowed to edit the entity as it is and, when the owner changes, as it will be:
     nobody hands a service to a team and keeps editing it, nor takes one from another team. With
-    `strict_references` an edit naming something the catalog does not have is refused.
+    QD_STRICT_REFERENCES an edit naming something the catalog does not have is refused.
     """
     readmodel.lock_catalog(session)
     lock_row(session, row)
@@ -339,7 +344,7 @@ def update(
     else:
         access.require(actor, "catalog.edit", resource_of(entity))
     _keep_what_the_api_cannot_say(row, entity)
-    if strict_references:
+    if _strict_references(session):
         references.refuse_dangling(session, entity, replacing=row)
     if row.source != UI_SOURCE:
         row.detached_from = row.source

@@ -108,7 +108,6 @@ def service_edit(
     session: SessionDep,
     actor: SignedInDep,
     clock: ClockDep,
-    settings: SettingsDep,
     title: Annotated[str, Form(max_length=300)],
     owner: Annotated[str, Form(max_length=200)],
     description: Annotated[str, Form(max_length=10_000)] = "",
@@ -137,7 +136,6 @@ def service_edit(
                 if_match=None,
                 partial=True,
                 now=clock.now(),
-                strict_references=settings.strict_references,
             )
     except Invalid as exc:
         row = service.find_row(session, "service", slug, kind)
