@@ -10,11 +10,13 @@ import platform
 import re
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import psycopg
@@ -26,6 +28,7 @@ from quarterdeck.clock import SystemClock
 from quarterdeck.config import Settings
 from quarterdeck.db import make_engine, make_sessionmaker, transaction
 from tests.pg_cluster import postgres_cluster
+from tests.server_process import resident_kib
 
 RESULTS = Path(__file__).parent / "results"
 DIALECTS = ("sqlite", "postgresql")
@@ -158,3 +161,69 @@ def run_dialects(
         save_json(out, f"{name}-{dialect}{suffix}.json", result)
         results.append(result)
     return results
+
+
+# ---------------------------------------------------------------- a server's memory
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                found += [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                continue
+    except OSError:
+        return []
+    return found
+
+
+def _is_helper(pid: int) -> bool:
+    """multiprocessing's resource tracker: a child of the server that serves no request."""
+    try:
+        return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+
+
+class WorkerMemory:
+    """The peak resident memory of each of a server's worker processes (uvicorn's children; the server
+    process itself when it has none, as with one worker), sampled every `every` seconds."""
+
+    def __init__(self, pid: int, every: float = 0.2) -> None:
+        self.pid, self.every = pid, every
+        self.peaks_kib: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def workers(self) -> list[int]:
+        children = [pid for pid in _children(self.pid) if not _is_helper(pid)]
+        return children or [self.pid]
+
+    def sample(self) -> None:
+        for pid in self.workers():
+            try:
+                self.peaks_kib[pid] = max(self.peaks_kib.get(pid, 0), resident_kib(pid))
+            except (OSError, RuntimeError):
+                continue  # the process ended between listing and reading
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> WorkerMemory:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.sample()
+        self._stop.set()
+        self._thread.join()
+
+    def peaks_mb(self) -> list[float]:
+        return sorted((round(kib / 1024, 1) for kib in self.peaks_kib.values()), reverse=True)

@@ -25,7 +25,6 @@ import random
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -33,7 +32,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
@@ -43,6 +41,7 @@ from sqlalchemy import text
 from bench.generate import FIRST, LAST, SUFFIXES, WORDS, Catalog, generate_catalog
 from bench.report import (
     RESULTS,
+    WorkerMemory,
     admin_token,
     database_url,
     dialects_of,
@@ -61,7 +60,7 @@ from quarterdeck.deploys import service as deploys
 from quarterdeck.deploys.models import Deploy, DeployEvent, LiveVersion, Release
 from quarterdeck.deploys.schemas import EnvironmentIn
 from quarterdeck.migrations import upgrade
-from tests.server_process import resident_kib, running_server
+from tests.server_process import running_server
 
 # Backstage's catalog backend (@backstage/plugin-catalog-backend 4.0.5, better-sqlite3, Node 20) with
 # 10,000 components on SQLite, measured on the same machine kind (2 cores) with wrk -t1 -c16 -d20s per
@@ -266,69 +265,6 @@ def load_deploys(url: str, services: list[str], total: int) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- the server and its memory
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            try:
-                found += [int(child) for child in (task / "children").read_text().split()]
-            except OSError:
-                continue
-    except OSError:
-        return []
-    return found
-
-
-def _is_helper(pid: int) -> bool:
-    """multiprocessing's resource tracker: a child of the server that serves no request."""
-    try:
-        return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True
-
-
-class WorkerMemory:
-    """The peak resident memory of each of a server's worker processes (uvicorn's children; the server
-    process itself when it has none, as with one worker), sampled every `every` seconds."""
-
-    def __init__(self, pid: int, every: float = 0.2) -> None:
-        self.pid, self.every = pid, every
-        self.peaks_kib: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def workers(self) -> list[int]:
-        children = [pid for pid in _children(self.pid) if not _is_helper(pid)]
-        return children or [self.pid]
-
-    def sample(self) -> None:
-        for pid in self.workers():
-            try:
-                self.peaks_kib[pid] = max(self.peaks_kib.get(pid, 0), resident_kib(pid))
-            except (OSError, RuntimeError):
-                continue  # the process ended between listing and reading
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.sample()
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> WorkerMemory:
-        self.sample()
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.sample()
-        self._stop.set()
-        self._thread.join()
-
-    def peaks_mb(self) -> list[float]:
-        return sorted((round(kib / 1024, 1) for kib in self.peaks_kib.values()), reverse=True)
 
 
 @contextmanager
