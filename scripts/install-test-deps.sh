@@ -13,6 +13,7 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v git >/dev/null || need+=(git)
 command -v runuser >/dev/null || need+=(util-linux)
+command -v npm >/dev/null || need+=(npm)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -23,5 +24,9 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
+# axe-core, which the accessibility browser test injects into every page, from the npm registry at
+# the version its package-lock.json pins.
+here="$(cd "$(dirname "$0")/.." && pwd)"
+[ -f "$here/tests/e2e/axe/node_modules/axe-core/axe.min.js" ] || npm ci --prefix "$here/tests/e2e/axe" --no-audit --no-fund --silent
 id postgres >/dev/null 2>&1 || useradd --system --home /var/lib/postgresql --shell /bin/bash postgres
 echo "test dependencies ready: $(ls -d /usr/lib/postgresql/*/bin | tail -1), $(/usr/bin/chromium --version 2>/dev/null | head -1), $(prometheus --version 2>&1 | head -1), docker-registry $(docker-registry --version 2>&1 | head -1)"

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from quarterdeck.access import service, signed
+from quarterdeck.access.audit_diff import audit_diff
 from quarterdeck.access.deps import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -399,7 +400,7 @@ def audit_page(
         {k: v for k, v in {"actor": actor, "action": action, "target_type": target_type, "q": q}.items() if v}
     )
     context = {
-        "entries": entries,
+        "entries": [(entry, audit_diff(entry.before, entry.after)) for entry in entries],
         "total": total,
         "page": page,
         "filters": {

@@ -73,7 +73,7 @@ def duration_text(span: timedelta | float | None) -> str:
 
 
 def relative_text(at: datetime, now: datetime) -> str:
-    """"just now", "5 min ago", "in 2 h", or the date once it is more than a month away."""
+    """Says "just now", "5 min ago", "in 2 h", or the date once it is more than a month away."""
     delta = _aware(now) - _aware(at)
     seconds = delta.total_seconds()
     if abs(seconds) < 45:
