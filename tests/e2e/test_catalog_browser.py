@@ -75,3 +75,54 @@ def test_screenshot_of_a_service_page(page: Page, live_url: str) -> None:
     page.goto(live_url + "/services/payments-api")
     page.screenshot(path="test-results/service-page.png", full_page=True)
     expect(page.locator("#dependencies")).to_contain_text("Depends on")
+
+
+def test_live_search_is_a_combobox_a_keyboard_can_drive(page: Page, live_url: str) -> None:
+    page.goto(live_url + "/teams")
+    box = page.locator("#global-search")
+    expect(box).to_have_attribute("role", "combobox")
+    expect(box).to_have_attribute("aria-expanded", "false")
+    page.keyboard.press("/")
+    page.keyboard.type("checkout")
+    expect(page.locator("#live-results [role=listbox] [role=option]").first).to_be_visible()
+    expect(box).to_have_attribute("aria-expanded", "true")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    second = page.locator("#live-results [role=option]").nth(1)
+    expect(second).to_have_attribute("aria-selected", "true")
+    expect(box).to_have_attribute("aria-activedescendant", second.get_attribute("id") or "missing")
+    page.keyboard.press("Escape")
+    expect(box).to_have_attribute("aria-expanded", "false")
+    expect(page.locator("#live-results [role=option]")).to_have_count(0)
+
+
+def test_the_header_folds_into_a_menu_on_a_phone(phone: Page, live_url: str) -> None:
+    phone.goto(live_url + "/services")
+    toggle = phone.locator("#menu-toggle")
+    services_link = phone.locator("#site-menu a[href='/services']")
+    expect(toggle).to_be_visible()
+    expect(services_link).to_be_hidden()
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    expect(services_link).to_be_visible()
+    expect(services_link).to_have_attribute("aria-current", "page")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_the_dependency_graph_fits_and_zooms(page: Page, phone: Page, live_url: str) -> None:
+    for viewer in (page, phone):
+        viewer.goto(live_url + "/services/checkout-api")
+        box = viewer.locator("#graph .graph-viewport").bounding_box()
+        svg = viewer.locator("#graph svg.depgraph").bounding_box()
+        assert box and svg and svg["width"] <= box["width"] + 1, (box, svg)
+    graph = page.locator("#graph svg.depgraph")
+    before = graph.get_attribute("viewBox")
+    page.get_by_role("button", name="Zoom in").click()
+    zoomed = graph.get_attribute("viewBox")
+    assert zoomed != before
+    assert float((zoomed or "").split()[2]) < float((before or "").split()[2])
+    page.get_by_role("button", name="Zoom in").focus()
+    page.keyboard.press("ArrowRight")
+    assert float((graph.get_attribute("viewBox") or "").split()[0]) > float((zoomed or "").split()[0])
+    page.get_by_role("button", name="Fit the whole graph").click()
+    assert graph.get_attribute("viewBox") == before
