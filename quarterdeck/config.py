@@ -1,12 +1,17 @@
-"""Settings read from QD_* environment variables and an optional quarterdeck.toml."""
+"""Settings read from QD_* environment variables and an optional quarterdeck.toml, each checked when
+they load: the annotation link rules (AnnotationLinkRule) too, so a bad one stops every command and the
+server at startup, naming its key."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
+import string
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,6 +35,116 @@ def data_dir() -> Path:
 
 def default_database_url() -> str:
     return f"sqlite:///{data_dir() / 'quarterdeck.db'}"
+
+
+ANNOTATION_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,316}")
+LINK_HOST = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?")
+LINK_JOIN = re.compile(r"[A-Za-z0-9/._~-]*")
+GROUP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+LINK_PART = re.compile(r"[0-9]")
+
+
+def link_placeholders(template: str) -> list[tuple[str, str]]:
+    """(name, format spec) of each `{...}` of a link template, in order; ValueError if malformed."""
+    found = []
+    for _literal, name, spec, conversion in string.Formatter().parse(template):
+        if name is None:
+            continue
+        if conversion:
+            raise ValueError(f"{{{name}!{conversion}}} has a conversion; write {{{name}}}")
+        found.append((name, spec or ""))
+    return found
+
+
+def whole_url_placeholder(template: str) -> str | None:
+    """The placeholder's name when the template is that one placeholder alone (`{value}`, `{url}`):
+    the value itself is the link."""
+    parsed = list(string.Formatter().parse(template))
+    if len(parsed) == 1 and not parsed[0][0] and parsed[0][1] and not parsed[0][2]:
+        return parsed[0][1]
+    return None
+
+
+class AnnotationLinkRule(BaseModel):
+    """How a service page shows one annotation key (catalog/annotation_links.py).
+
+    `url` is a template: `{value}` is the annotation's value with each `/`-separated part
+    percent-encoded (`{value:SEP}` joins the parts with SEP instead of `/`), `{0}`, `{1}`... are those
+    parts, `{name}` a named group of `pattern`. A template that is one placeholder alone takes a whole
+    http(s) URL from the value (on one of `hosts`, when given). Without `url` the key is known but shown
+    as text; a `secret` key is never linked and its value is masked. `pattern` is the shape the whole
+    value must have (`shape` says it in words for the page's note)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str | None = Field(default=None, min_length=1, max_length=2000)
+    label: str | None = Field(default=None, min_length=1, max_length=100)
+    pattern: str | None = Field(default=None, min_length=1, max_length=1000)
+    shape: str | None = Field(default=None, min_length=1, max_length=200)
+    hosts: tuple[str, ...] = ()
+    secret: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AnnotationLinkRule:
+        problem = _link_rule_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+def _link_rule_problem(rule: AnnotationLinkRule) -> str | None:
+    """What is wrong with a rule, in words naming the part, or None."""
+    groups: set[str] = set()
+    if rule.pattern is not None:
+        try:
+            groups = set(re.compile(rule.pattern).groupindex)
+        except re.error as exc:
+            return f"pattern {rule.pattern!r} does not compile: {exc}"
+    for host in rule.hosts:
+        if not LINK_HOST.fullmatch(host) or ":" in host:
+            return f"hosts has {host!r}: expected lower-case host names such as grafana.example.com"
+    if rule.url is None:
+        return "hosts need a url of one placeholder such as {value}" if rule.hosts else None
+    if rule.secret:
+        return "a secret key is never a link: leave out url"
+    template = rule.url
+    try:
+        placeholders = link_placeholders(template)
+    except ValueError as exc:
+        return f"url {template!r} is malformed: {exc}"
+    for name, spec in placeholders:
+        if re.fullmatch("[0-9]+", name) and len(name) > 1:
+            return f"url names {{{name}}}: parts are {{0}} to {{9}}"
+        if name != "value" and not LINK_PART.fullmatch(name):
+            if not GROUP_NAME.fullmatch(name):
+                return f"url names {{{name}}}: use {{value}}, {{0}}, {{1}}... or a named group of pattern"
+            if name not in groups:
+                return f"url names {{{name}}}: pattern needs a group (?P<{name}>...)"
+        if spec and (name != "value" or not LINK_JOIN.fullmatch(spec)):
+            return f"url has {{{name}:{spec}}}: only {{value:SEP}} takes a separator (A-Z a-z 0-9 / . _ ~ -)"
+    if any(ch.isspace() or not ch.isprintable() for ch in template):
+        return "url has spaces or control characters"
+    if whole_url_placeholder(template):
+        return None
+    if rule.hosts:
+        return "hosts apply only to a url of one placeholder such as {value}; this url names its host"
+    scheme, sep, rest = template.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        return f"url {template!r} must start with http:// or https://"
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    brace = rest.find("{")
+    if 0 <= brace < end:
+        return f"url {template!r} must write its host out: a placeholder may only follow the first /"
+    if not LINK_HOST.fullmatch(rest[:end]):
+        return f"url {template!r} has host {rest[:end]!r}: expected a lower-case host name, no user name"
+    return None
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
 class Settings(BaseSettings):
@@ -132,6 +247,17 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Links into logs and dashboards: title -> URL naming {service} {env} {from} {to} ...",
     )
+    annotation_links: dict[str, AnnotationLinkRule | None] = Field(
+        default_factory=dict,
+        description="Annotation keys shown as links on service pages, added to or replacing the defaults "
+        "(catalog/annotation_links.py): key -> URL template, or {url, label, pattern, shape, hosts, secret}, "
+        "or null to show a default key as text",
+    )
+    webhook_headers: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Header sets a pipeline's notify step names (`headers: [ops]`), so secrets stay out of "
+        'pipeline files: name -> {header: value}, e.g. {"ops": {"Authorization": "Bearer ..."}}',
+    )
     strict_references: bool = Field(
         default=False,
         description="A reference to a team, person, system or service the catalog does not have is an "
@@ -147,6 +273,23 @@ class Settings(BaseSettings):
         description="Comma-separated modules that each expose register_jobs(registry): job handlers the "
         "worker loads after the domains' own",
     )
+    deploy_drivers: Path | None = Field(
+        default=None,
+        description="YAML file saying which deploy driver (command, local, a plugin) carries out the deploys "
+        "of which service in which environment, with each driver's configuration (docs/drivers.md)",
+    )
+    deploy_state_dir: Path = Field(
+        default_factory=lambda: data_dir() / "deploys",
+        description="Where deploy drivers keep their state: applied idempotency keys, the local driver's "
+        "HAProxy and processes (one folder per driver)",
+    )
+
+    @field_validator("deploy_drivers")
+    @classmethod
+    def _drivers_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"QD_DEPLOY_DRIVERS names {str(value)!r}, which is not a file")
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -156,6 +299,26 @@ class Settings(BaseSettings):
                 f"QD_DATABASE_URL has value {value!r}: expected sqlite:///PATH or postgresql+psycopg://..."
             )
         return value
+
+    @field_validator("annotation_links", mode="before")
+    @classmethod
+    def _annotation_link_rules(cls, value: Any) -> Any:
+        """Each entry checked on its own, so a bad one is refused naming its key."""
+        if not isinstance(value, dict):
+            return value
+        rules: dict[str, AnnotationLinkRule | None] = {}
+        for key, raw in value.items():
+            if not isinstance(key, str) or not ANNOTATION_KEY.fullmatch(key):
+                raise ValueError(f"key {key!r} is not an annotation key such as gitlab.com/project-slug")
+            try:
+                rules[key] = (
+                    None
+                    if raw is None
+                    else AnnotationLinkRule.model_validate({"url": raw} if isinstance(raw, str) else raw)
+                )
+            except ValidationError as exc:
+                raise ValueError(f"key {key!r}: {_first_error(exc)}") from None
+        return rules
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -12,6 +12,7 @@ nothing is imported before it is used.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,10 @@ class Domain:
     """The domain's template folder, relative to the package."""
     jobs: str | None = None
     """A module with `register_jobs(registry)`: the domain's job handlers."""
+    entity_page_context: str | None = None
+    """A function `(session, actor, *, entity_type, key, name) -> dict` whose answer the catalog's
+    entity pages (service, team, person, system) add to their template's context: how a domain above
+    the catalog puts something on those pages (the home's star button) without the catalog importing it."""
 
 
 DOMAINS: tuple[Domain, ...] = (
@@ -113,6 +118,23 @@ DOMAINS: tuple[Domain, ...] = (
         models="quarterdeck.deploys.models",
         templates="deploys/templates",
     ),
+    Domain(
+        name="pipelines",
+        routers=(
+            "quarterdeck.deploys.pipeline_api:public_router",
+            "quarterdeck.deploys.pipeline_api:router",
+            "quarterdeck.deploys.pipeline_views:router",
+        ),
+        commands="quarterdeck.deploys.pipeline_cli:register",
+        models="quarterdeck.deploys.pipeline_models",
+    ),
+    Domain(
+        name="home",
+        routers=("quarterdeck.home.api:router", "quarterdeck.home.views:router"),
+        models="quarterdeck.home.models",
+        templates="home/templates",
+        entity_page_context="quarterdeck.home.service:star_context",
+    ),
 )
 
 
@@ -129,3 +151,8 @@ def job_modules() -> list[str]:
 
 def model_modules() -> list[str]:
     return [domain.models for domain in DOMAINS if domain.models]
+
+
+def entity_page_contexts() -> list[Callable[..., dict[str, Any]]]:
+    """The functions that add to the catalog's entity pages (Domain.entity_page_context)."""
+    return [resolve(domain.entity_page_context) for domain in DOMAINS if domain.entity_page_context]

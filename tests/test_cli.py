@@ -139,6 +139,9 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "deploys live": ("checkout",),
     "environments list": (),
     "environments apply": (str(EXAMPLES / "environments.yaml"),),
+    "pipelines apply": (str(ROOT / "tests" / "fixtures" / "pipelines" / "careful.yaml"), "--team", "shop"),
+    "pipelines show": ("checkout", "--env", "production"),
+    "pipelines list": (),
 }
 """Every command but `db upgrade` (which makes the tables), with arguments it would run with."""
 

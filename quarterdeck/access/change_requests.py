@@ -198,6 +198,13 @@ def change_requests_for(
     return [out for _, _, out in judged], deciders
 
 
+def waiting_for(session: Session, actor: Actor, *, now: ResourcesNow | None = None) -> list[ChangeRequestOut]:
+    """The requests waiting for a second person that this actor may decide (not ones they asked for),
+    the longest waiting first: what a person's home shows them to do. Among the newest LISTED."""
+    requests, deciders = change_requests_for(session, actor, status=PENDING, now=now)
+    return sorted((r for r in requests if r.id in deciders), key=lambda r: (r.requested_at, r.id))
+
+
 def decide_change(
     session: Session,
     actor: Actor,

@@ -26,6 +26,7 @@ SCOPE_OF: dict[str, Scope] = {
     "approval.decide": Scope.DEPLOY,
     "page": Scope.PAGE,
     "flags.edit": Scope.FLAGS,
+    "pipelines.edit": Scope.DEPLOY,
     "tokens.manage": Scope.ADMIN,
     "admin": Scope.ADMIN,
     "audit.read": Scope.ADMIN,
@@ -82,6 +83,25 @@ def _decide_approval(actor: Actor, resource: Resource) -> Decision:
     return _in_team(actor, resource)
 
 
+def _edit_pipelines(actor: Actor, resource: Resource) -> Decision:
+    """A team's pipelines (its own, its services') are its owners'; the organisation's defaults (a
+    resource of type "pipeline") are admins' only."""
+    if resource.type == "pipeline":
+        return _deny("only admins may change the organisation's default pipelines")
+    if actor.all_teams:
+        return _allow()
+    if resource.team is None:
+        return _deny(
+            f"the {resource.type} {resource.key!r} has no owning team: only admins may change its pipelines"
+        )
+    if _team_role(actor, resource.team) is TeamRoleName.OWNER:
+        return _allow()
+    return _deny(
+        f"only owners of team {resource.team!r} and admins may change the pipelines of the "
+        f"{resource.type} {resource.key!r}"
+    )
+
+
 def _read(actor: Actor, resource: Resource) -> Decision:
     return _allow()
 
@@ -114,6 +134,7 @@ RULES: dict[str, Callable[[Actor, Resource], Decision]] = {
     "approval.decide": _decide_approval,
     "page": _signed_in,
     "flags.edit": _in_team,
+    "pipelines.edit": _edit_pipelines,
     "tokens.manage": _tokens,
     "admin": _admin,
     "audit.read": _admin,

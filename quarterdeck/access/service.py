@@ -26,6 +26,7 @@ from quarterdeck.access.change_requests import (
     change_requests,
     change_requests_for,
     decide_change,
+    waiting_for,
 )
 from quarterdeck.access.policy import can, needs_second_approval, require
 from quarterdeck.access.tokens import (
@@ -92,4 +93,5 @@ __all__ = [
     "token_actor",
     "user_out",
     "verify",
+    "waiting_for",
 ]

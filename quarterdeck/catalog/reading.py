@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -258,3 +259,72 @@ def list_entities(
     total = queries.count(session, query)  # type: ignore[arg-type]
     rows = list(session.scalars(query.order_by(model.slug).offset((page - 1) * per_page).limit(per_page)))
     return rows, total
+
+
+def _ref(entity_type: str, key: str, slug: str, name: str, url: str) -> schemas.Ref:
+    return schemas.Ref(type=entity_type, ref=key, slug=slug, name=name, url=url, exists=True)
+
+
+def _service_key(key: str) -> tuple[str, str]:
+    """(kind, slug) of a service named as references name it: `slug`, or `kind:slug`."""
+    kind, colon, slug = key.partition(":")
+    return (kind, slug) if colon else ("component", key)
+
+
+def entity_refs(session: Session, entity_type: str, keys: Iterable[str]) -> dict[str, schemas.Ref]:
+    """The entities of `entity_type` these keys name, by key (lower-cased), each as a Ref whose `ref`
+    is its canonical key: a few columns each, a query per 900 keys. A service is named by its slug,
+    or `kind:slug` when it is an API or a resource; a person by handle or e-mail (the canonical key
+    is the handle). Keys that name nothing are left out."""
+    wanted = {key.strip().lower() for key in keys}
+    if entity_type == "service":
+        parsed = {key: _service_key(key) for key in wanted}
+        found = queries.services_by_keys(session, set(parsed.values()))
+        return {
+            key: _ref(
+                "service",
+                slug if kind == "component" else f"{kind}:{slug}",
+                slug,
+                brief.title,
+                search.service_url(kind, slug),
+            )
+            for key, (kind, slug) in parsed.items()
+            if (brief := found.get((kind, slug))) is not None
+        }
+    if entity_type == "team":
+        teams = queries.teams_by_slugs(session, wanted)
+        return {key: _ref("team", t.slug, t.slug, t.name, f"/teams/{t.slug}") for key, t in teams.items()}
+    if entity_type == "person":
+        people = queries.people_by_refs(session, wanted)
+        return {
+            key: _ref("person", p.slug, p.slug, p.name, f"/people/{p.slug}")
+            for key in wanted
+            if (p := people.get(key)) is not None
+        }
+    if entity_type == "system":
+        systems = queries.systems_by_slugs(session, wanted)
+        return {
+            key: _ref("system", s.slug, s.slug, s.title, f"/systems/{s.slug}") for key, s in systems.items()
+        }
+    known = ", ".join(search.ENTITY_TYPES)
+    raise Invalid(
+        f"entity type {entity_type!r} is not one of {known}",
+        code="catalog.bad_entity_type",
+        details=[{"field": "type", "message": f"one of {known}"}],
+    )
+
+
+def services_owned_by(
+    session: Session, owners: Collection[str], *, limit: int
+) -> schemas.Page[schemas.ServiceOut]:
+    """The services whose owner is one of `owners` (team slugs, or a person as `user:handle` or
+    e-mail), the most critical first (tier 1 first, untiered last, then by slug): the stored answers
+    of at most `limit` of them, and how many there are in all."""
+    refs = sorted({owner.lower() for owner in owners})
+    if not refs:
+        return schemas.Page[schemas.ServiceOut](items=[], total=0, page=1, per_page=limit)
+    query = select(Service).where(Service.owner_ref.in_(refs))
+    order = (Service.tier.is_(None), Service.tier, Service.slug, Service.kind)
+    items = readmodel.views(session, query, *order, limit=limit)
+    total = queries.count(session, query)
+    return schemas.Page[schemas.ServiceOut](items=items, total=total, page=1, per_page=limit)

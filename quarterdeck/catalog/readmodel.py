@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from quarterdeck.catalog import queries, schemas, search
+from quarterdeck.catalog import annotation_links, queries, schemas, search
 from quarterdeck.catalog.models import (
     Person,
     Service,
@@ -36,7 +36,8 @@ from quarterdeck.catalog.models import (
     Team,
 )
 from quarterdeck.catalog.references import is_person_ref, problem
-from quarterdeck.db import bulk_insert, hold_lock
+from quarterdeck.config import AnnotationLinkRule
+from quarterdeck.db import RUNTIME_KEY, bulk_insert, hold_lock
 
 CATALOG_WRITES = "catalog.writes"
 OUTGOING = ("depends_on", "consumes_api", "provides_api", "part_of")
@@ -282,8 +283,16 @@ def _answer(view: schemas.ServiceOut, service_id: int, version: int) -> Built:
     )
 
 
+def link_rules(session: Session) -> dict[str, AnnotationLinkRule]:
+    """The annotation link rules of the runtime that made the session (the defaults for a bare one).
+    They are part of the stored answers: a changed QD_ANNOTATION_LINKS shows once rebuilt."""
+    runtime = session.info.get(RUNTIME_KEY)
+    return annotation_links.rules_from(runtime.settings.annotation_links if runtime is not None else {})
+
+
 def build(session: Session, service_ids: Sequence[int]) -> list[Built]:
     """The answers of these services (at most a few hundred), from the tables, in a handful of queries."""
+    rules = link_rules(session)
     rows = list(session.execute(select(Service.__table__).where(Service.id.in_(service_ids))))
     tags = _children(session, ServiceTag.service_id, ServiceTag.tag, service_ids, ServiceTag.tag)
     contacts = _children(
@@ -343,6 +352,7 @@ def build(session: Session, service_ids: Sequence[int]) -> list[Built]:
             image=row.image_repository,
             definition=row.definition,
             annotations=row.annotations or {},
+            annotation_links=annotation_links.links_for(row.annotations or {}, rules),
             custom=row.custom_fields or {},
             source=source_of(row),
             import_errors=errors_of(row),
@@ -414,15 +424,29 @@ def summaries(
     ids = list(
         session.scalars(query.with_only_columns(Service.id).order_by(*order_by).offset(offset).limit(limit))
     )
+    stored = _stored(session, ServiceView.summary, ids)
+    return [schemas.ServiceSummary.model_validate_json(stored[i]) for i in ids if i in stored]
+
+
+def views(session: Session, query: Any, *order_by: Any, limit: int) -> list[schemas.ServiceOut]:
+    """The stored answers of the first `limit` services `query` (a select of Service) finds, in
+    `order_by` order: ids from the services' indexes, then the answers of just those."""
+    ids = list(session.scalars(query.with_only_columns(Service.id).order_by(*order_by).limit(limit)))
+    stored = _stored(session, ServiceView.body, ids)
+    return [schemas.ServiceOut.model_validate_json(stored[i]) for i in ids if i in stored]
+
+
+def _stored(session: Session, column: Any, ids: Sequence[int]) -> dict[int, str]:
+    """`column` (the summary or the body) of these services' stored answers, by service id."""
     stored: dict[int, str] = {}
     for start in range(0, len(ids), queries.CHUNK):
         rows = session.execute(
-            select(ServiceView.service_id, ServiceView.summary).where(
+            select(ServiceView.service_id, column).where(
                 ServiceView.service_id.in_(ids[start : start + queries.CHUNK])
             )
         )
-        stored.update({service_id: summary for service_id, summary in rows})
-    return [schemas.ServiceSummary.model_validate_json(stored[i]) for i in ids if i in stored]
+        stored.update({service_id: text for service_id, text in rows})
+    return stored
 
 
 # ---------------------------------------------------------------- rebuilding and checking

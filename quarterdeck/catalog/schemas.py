@@ -145,6 +145,18 @@ class DanglingOut(ReferenceProblem):
     suggestions: list[str]
 
 
+class AnnotationLink(BaseModel):
+    """A well-known annotation as the service page shows it (annotation_links.py): `url` when its value
+    has the shape the key expects, else `reason` says why it is text; a `masked` value is a secret's."""
+
+    key: str
+    label: str
+    value: str
+    url: str | None = None
+    reason: str | None = None
+    masked: bool = False
+
+
 class ServiceSummary(BaseModel):
     kind: str
     slug: str
@@ -169,6 +181,9 @@ class ServiceOut(ServiceSummary):
     image: str | None
     definition: str | None
     annotations: dict[str, str]
+    annotation_links: list[AnnotationLink] = []
+    """The annotations of known keys as links out, by the rules of the write that stored the answer
+    (QD_ANNOTATION_LINKS then: `quarterdeck catalog rebuild` applies a changed setting)."""
     custom: dict[str, Any]
     source: SourceInfo
     import_errors: list[ImportError_]

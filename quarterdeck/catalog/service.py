@@ -22,6 +22,7 @@ from quarterdeck.catalog.models import UI_SOURCE, Person, Service, System, Team
 from quarterdeck.catalog.reading import (
     OUTGOING,
     directed_edges,
+    entity_refs,
     etag_of,
     get_person,
     get_service,
@@ -32,6 +33,7 @@ from quarterdeck.catalog.reading import (
     person_view,
     service_json,
     service_view,
+    services_owned_by,
     system_view,
     team_view,
 )
@@ -55,6 +57,7 @@ __all__ = [
     "delete",
     "did_you_mean",
     "editable_row",
+    "entity_refs",
     "etag_of",
     "list_entities",
     "list_services",
@@ -70,6 +73,7 @@ __all__ = [
     "service_ref",
     "service_refs",
     "service_view",
+    "services_owned_by",
     "suggested",
     "system_view",
     "team_view",

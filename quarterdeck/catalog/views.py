@@ -1,4 +1,4 @@
-"""Catalog pages: home, search, service list and page, teams, people, systems, dependency graph."""
+"""Catalog pages: search, service list and page, teams, people, systems, dependency graph."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.orm import Session
 
 from quarterdeck.access.deps import ReaderDep, SignedInDep, reader
+from quarterdeck.access.schemas import Actor
 from quarterdeck.catalog import service
 from quarterdeck.catalog.schemas import ServiceFilters
+from quarterdeck.domains import entity_page_contexts
 from quarterdeck.errors import Invalid
 from quarterdeck.web.deps import ClockDep, SessionDep, SettingsDep
 from quarterdeck.web.templating import is_htmx, templates
@@ -24,6 +26,17 @@ Kind = Annotated[str | None, Query(pattern="^(component|api|resource)$")]
 LIST_PAGE_SIZE = 100
 
 
+def _from_other_domains(
+    session: Session, actor: Actor, entity_type: str, key: str, name: str
+) -> dict[str, Any]:
+    """What domains above the catalog add to an entity's page (the home's star button), through the
+    registry: the catalog imports none of them."""
+    context: dict[str, Any] = {}
+    for build in entity_page_contexts():
+        context.update(build(session, actor, entity_type=entity_type, key=key, name=name))
+    return context
+
+
 def _list_page(
     request: Request, session: Session, table: str, template: str, q: str | None, page: int
 ) -> Response:
@@ -31,12 +44,6 @@ def _list_page(
     rows, total = service.list_entities(session, table, text=q, page=page, per_page=LIST_PAGE_SIZE)
     context = {"rows": rows, "total": total, "q": q or "", "page": page, "per_page": LIST_PAGE_SIZE}
     return templates.TemplateResponse(request, template, context)
-
-
-@router.get("/", response_class=HTMLResponse, name="home")
-def home(request: Request, session: SessionDep) -> Response:
-    context = {"stats": service.catalog_stats(session)}
-    return templates.TemplateResponse(request, "catalog/home.html", context)
 
 
 @router.get("/search", response_class=HTMLResponse, name="search")
@@ -151,11 +158,13 @@ def service_page(
 ) -> Response:
     row = service.find_row(session, "service", slug, kind)
     view = service.service_view(session, row.slug, row.kind)  # type: ignore[union-attr]
+    key = view.slug if view.kind == "component" else f"{view.kind}:{view.slug}"
     context = {
         "s": view,
         "problems": service.suggested(session, view.problems),
         "graph_svg": service.render_neighbourhood(session, view.slug, view.kind),
         "can_edit": service.may_edit(actor, row),
+        **_from_other_domains(session, actor, "service", key, view.title),
     }
     return templates.TemplateResponse(request, "catalog/service.html", context)
 
@@ -166,9 +175,13 @@ def teams_page(request: Request, session: SessionDep, q: Text = None, page: Page
 
 
 @router.get("/teams/{slug:path}", response_class=HTMLResponse, name="team")
-def team_page(request: Request, slug: str, session: SessionDep) -> Response:
+def team_page(request: Request, slug: str, session: SessionDep, actor: ReaderDep) -> Response:
     team = service.team_view(session, slug)
-    context = {"t": team, "problems": service.suggested(session, team.problems)}
+    context = {
+        "t": team,
+        "problems": service.suggested(session, team.problems),
+        **_from_other_domains(session, actor, "team", team.slug, team.name),
+    }
     return templates.TemplateResponse(request, "catalog/team.html", context)
 
 
@@ -178,9 +191,13 @@ def people_page(request: Request, session: SessionDep, q: Text = None, page: Pag
 
 
 @router.get("/people/{key}", response_class=HTMLResponse, name="person")
-def person_page(request: Request, key: str, session: SessionDep) -> Response:
+def person_page(request: Request, key: str, session: SessionDep, actor: ReaderDep) -> Response:
     person = service.person_view(session, key)
-    context = {"p": person, "problems": service.suggested(session, person.problems)}
+    context = {
+        "p": person,
+        "problems": service.suggested(session, person.problems),
+        **_from_other_domains(session, actor, "person", person.slug, person.name),
+    }
     return templates.TemplateResponse(request, "catalog/person.html", context)
 
 
@@ -190,7 +207,11 @@ def systems_page(request: Request, session: SessionDep, q: Text = None, page: Pa
 
 
 @router.get("/systems/{slug:path}", response_class=HTMLResponse, name="system")
-def system_page(request: Request, slug: str, session: SessionDep) -> Response:
+def system_page(request: Request, slug: str, session: SessionDep, actor: ReaderDep) -> Response:
     system = service.system_view(session, slug)
-    context = {"sys": system, "problems": service.suggested(session, system.problems)}
+    context = {
+        "sys": system,
+        "problems": service.suggested(session, system.problems),
+        **_from_other_domains(session, actor, "system", system.slug, system.title),
+    }
     return templates.TemplateResponse(request, "catalog/system.html", context)

@@ -86,9 +86,12 @@ def history_filters(
     status: Status = None,
     since: AwareDatetime | None = None,
     until: AwareDatetime | None = None,
+    flagged: Annotated[
+        bool, Query(description="Only tier-1 production deploys that shipped without an approval")
+    ] = False,
 ) -> DeployFilters:
     """The filters of every deploy history: the feed and a service's own."""
-    return DeployFilters(environment=environment, status=status, since=since, until=until)
+    return DeployFilters(environment=environment, status=status, since=since, until=until, flagged=flagged)
 
 
 HistoryFilters = Annotated[DeployFilters, Depends(history_filters)]

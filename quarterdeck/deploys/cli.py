@@ -89,6 +89,10 @@ def report(
         str | None, typer.Option("--id", help="Your id for this deploy (retries reuse it)")
     ] = None,
     notes: Annotated[str, typer.Option(help="Changelog or notes")] = "",
+    approval: Annotated[
+        int | None,
+        typer.Option(min=1, help="Id of the approved request this deploy ships under (tier-1 production)"),
+    ] = None,
     started_at: Annotated[datetime | None, typer.Option(help="When it started (default: now)")] = None,
     finished_at: Annotated[
         datetime | None, typer.Option(help="When it finished (default: now, unless running)")
@@ -131,6 +135,7 @@ def report(
                 finished_at=finished,
                 notes=notes,
                 source=DeploySource.CLI,
+                approval=approval,
             )
         ]
     if api:
@@ -150,6 +155,8 @@ def report(
         d = result["deploy"]
         what = f"{d['service']} {d['release']['version']} -> {d['environment']}"
         typer.echo(f"{result['outcome']}: {what} ({d['status']}) #{d['id']}")
+        for flag in d.get("flags", []):
+            typer.echo(f"  flagged: {flag['message']}")
 
 
 @deploys_app.command("list")

@@ -27,6 +27,9 @@ ReleaseKey = tuple[str, str]
 class NewDeploy:
     report: DeployReport
     env: Environment
+    tier: int | None
+    """The service's tier as it is when the deploy is reported."""
+    approval_id: int | None
 
 
 @dataclass
@@ -82,6 +85,8 @@ def _audited(deploy: DeployOut) -> dict[str, object]:
         "started_at": deploy.started_at.isoformat(),
         "finished_at": deploy.finished_at.isoformat() if deploy.finished_at else None,
         "source": deploy.source.value,
+        "service_tier": deploy.service_tier,
+        "approval": deploy.approval,
     }
 
 
@@ -111,6 +116,8 @@ def insert_new(
             "finished_at": item.report.finished_at,
             "notes": item.report.notes,
             "reported_at": at,
+            "service_tier": item.tier,
+            "approval_id": item.approval_id,
         }
         for item in items
     ]

@@ -75,6 +75,11 @@ class Deploy(Base):
     reported_at: Mapped[datetime] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     """Counts the row's changes: every status change adds one (transitions.py)."""
+    service_tier: Mapped[int | None] = mapped_column(Integer)
+    """The service's tier when the deploy was first reported; None when it had none (or the deploy was
+    recorded before tiers were kept)."""
+    approval_id: Mapped[int | None] = mapped_column(Integer)
+    """The approved change request (access's) that vouched for this deploy, when one did."""
 
 
 class DeployEvent(Base):

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import CursorResult, Select, func, select, tuple_, union_all, update
 from sqlalchemy import Row as SqlRow
-from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from quarterdeck.deploys.models import Deploy, DeployEvent, Environment, LiveVersion, Release
@@ -49,10 +49,22 @@ class DeployFilters:
     status: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    flagged: bool = False
+    """Only deploys flagged as needing an approval they did not have (flagging.py)."""
 
 
-def filtered(filters: DeployFilters) -> Select[Deploy, Environment, Release]:
+def filtered(
+    filters: DeployFilters, approval_tiers: Collection[int] = ()
+) -> Select[Deploy, Environment, Release]:
+    """The deploys the filters let through; `flagged` keeps the production deploys of services then of
+    one of `approval_tiers` that no approval was linked to."""
     query = joined()
+    if filters.flagged:
+        query = query.where(
+            Environment.production.is_(True),
+            Deploy.service_tier.in_(sorted(approval_tiers)),
+            Deploy.approval_id.is_(None),
+        )
     if filters.service:
         query = query.where(Deploy.service_slug == filters.service)
     if filters.environment:
@@ -66,8 +78,15 @@ def filtered(filters: DeployFilters) -> Select[Deploy, Environment, Release]:
     return query
 
 
-def page_of(session: Session, filters: DeployFilters, *, page: int, per_page: int) -> tuple[list[Row], int]:
-    query = filtered(filters)
+def page_of(
+    session: Session,
+    filters: DeployFilters,
+    *,
+    page: int,
+    per_page: int,
+    approval_tiers: Collection[int] = (),
+) -> tuple[list[Row], int]:
+    query = filtered(filters, approval_tiers)
     total = (
         session.scalar(select(func.count()).select_from(query.with_only_columns(Deploy.id).subquery())) or 0
     )
@@ -219,3 +238,49 @@ def releases_for(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tupl
         )
         found.update({(row.service_slug, row.version): row for row in rows})
     return found
+
+
+PROBES = 100
+"""(service, environment) probes per statement: SQLite allows 500 terms in one compound SELECT."""
+
+
+def latest_per_environment(session: Session, services: Iterable[str]) -> list[Row]:
+    """The newest deploy (by start, then id), whatever its status, of each service in each environment
+    it went to: a LIMIT 1 probe per (service, environment), each an index range of that service's
+    deploys, PROBES of them a statement (a window over every deploy of the services reads them all)."""
+    slugs = sorted(set(services))
+    environment_ids = list(session.scalars(select(Environment.id).order_by(Environment.id)))
+    pairs = [(slug, env_id) for slug in slugs for env_id in environment_ids]
+    ids: list[int] = []
+    for start in range(0, len(pairs), PROBES):
+        probes = [
+            select(Deploy.id)
+            .where(Deploy.service_slug == slug, Deploy.environment_id == env_id)
+            .order_by(Deploy.started_at.desc(), Deploy.id.desc())
+            .limit(1)
+            .subquery()
+            for slug, env_id in pairs[start : start + PROBES]
+        ]
+        ids += session.scalars(union_all(*(select(probe.c.id) for probe in probes)))
+    if not ids:
+        return []
+    return list(session.execute(joined().where(Deploy.id.in_(ids))))
+
+
+def recent_of(session: Session, services: Iterable[str], *, limit: int) -> list[Row]:
+    """The `limit` newest deploys of these services (by start, then id), newest first."""
+    slugs = sorted(set(services))
+    if not slugs:
+        return []
+    query = joined().where(Deploy.service_slug.in_(slugs))
+    return list(session.execute(query.order_by(Deploy.started_at.desc(), Deploy.id.desc()).limit(limit)))
+
+
+def link_approval(session: Session, deploy_id: int, approval_id: int) -> bool:
+    """Link an approval to a deploy that has none (guarded: a racing link wins once); whether it did."""
+    done: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(Deploy)
+        .where(Deploy.id == deploy_id, Deploy.approval_id.is_(None))
+        .values(approval_id=approval_id)
+    )
+    return done.rowcount == 1

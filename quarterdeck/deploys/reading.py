@@ -4,6 +4,7 @@ and the environment matrix."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
@@ -11,8 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quarterdeck.catalog import service as catalog
-from quarterdeck.catalog.schemas import ServiceFilters
+from quarterdeck.catalog.schemas import ServiceFilters, ServiceOut
 from quarterdeck.deploys import queries
+from quarterdeck.deploys.drift import Cell, drift
+from quarterdeck.deploys.flagging import approval_tiers, flags_of
 from quarterdeck.deploys.models import DeployEvent, Environment, Release
 from quarterdeck.deploys.queries import DeployFilters
 from quarterdeck.deploys.schemas import (
@@ -86,10 +89,15 @@ class DeployColumns(Protocol):
     def finished_at(self) -> datetime | None: ...
     @property
     def notes(self) -> str: ...
+    @property
+    def service_tier(self) -> int | None: ...
+    @property
+    def approval_id(self) -> int | None: ...
 
 
 def deploy_out(deploy: DeployColumns, env: Environment, release: Release) -> DeployOut:
-    """The one mapper of a deploy to its view, wherever the deploy was read or written."""
+    """The one mapper of a deploy to its view, wherever the deploy was read or written; its flags are
+    judged here (flagging.py), so every page and answer shows the same ones."""
     return DeployOut(
         id=deploy.id,
         external_id=deploy.external_id,
@@ -103,6 +111,15 @@ def deploy_out(deploy: DeployColumns, env: Environment, release: Release) -> Dep
         notes=deploy.notes,
         release=release_out(release),
         url=f"/deploys/{deploy.id}",
+        service_tier=deploy.service_tier,
+        approval=deploy.approval_id,
+        flags=flags_of(
+            service=deploy.service_slug,
+            version=release.version,
+            tier=deploy.service_tier,
+            env=env,
+            approval_id=deploy.approval_id,
+        ),
     )
 
 
@@ -149,22 +166,42 @@ def list_deploys(
         catalog.service_ref(session, filters.service)
     if filters.environment:
         find_environment(session, filters.environment)
-    rows, total = queries.page_of(session, filters, page=page, per_page=per_page)
+    rows, total = queries.page_of(
+        session, filters, page=page, per_page=per_page, approval_tiers=approval_tiers()
+    )
     return DeployPage(items=[deploy_out(*row) for row in rows], total=total, page=page, per_page=per_page)
 
 
+UNREACHABLE_CODES = frozenset({"registry.unreachable", "registry.timeout"})
+
+
 def _registry_state(repository: str | None, registry: Registry | None) -> RegistryState:
+    """The registry's newest images of the service's repository; when there are none to show, why, in one
+    sentence that names the registry and says the reason in words."""
     if not repository:
-        return RegistryState(repository=None, error="the service names no image repository (field `image`)")
-    if registry is None:
-        return RegistryState(repository=repository, error="no registry is configured")
+        return RegistryState(
+            repository=None,
+            problem="no_repository",
+            error="the service names no image repository (field `image`)",
+        )
     try:
         ref = parse_image_ref(repository)
+    except QuarterdeckError as exc:
+        return RegistryState(repository=repository, problem="failed", error=f"The service's {exc.message}.")
+    state = RegistryState(repository=repository, host=ref.registry)
+    if registry is None:
+        return state.model_copy(update={"problem": "not_configured", "error": "no registry is configured"})
+    try:
         found = registry.images(ref.registry, ref.repository, limit=REGISTRY_IMAGES)
     except QuarterdeckError as exc:
-        return RegistryState(repository=repository, error=f"the registry could not be read: {exc.message}")
+        words = exc.details.get("words") if isinstance(exc.details, dict) else None
+        if exc.code in UNREACHABLE_CODES and words:
+            error = f"The registry {ref.registry} is not reachable from here: {words}."
+            return state.model_copy(update={"problem": "unreachable", "error": error})
+        error = f"The registry {ref.registry} could not be read: {exc.message}."
+        return state.model_copy(update={"problem": "failed", "error": error})
     images = [RegistryImage(tag=i.tag, digest=i.digest, created=i.created) for i in found]
-    return RegistryState(repository=repository, latest=images[0] if images else None, images=images)
+    return state.model_copy(update={"latest": images[0] if images else None, "images": images})
 
 
 def _behind(deploy: DeployOut | None, state: RegistryState) -> int | None:
@@ -205,13 +242,50 @@ def live_of(session: Session, slug: str, *, registry: Registry | None) -> LiveOu
 def _compare_url(repo: str | None, old: str | None, new: str | None) -> str | None:
     if not repo or not old or not new or old == new:
         return None
-    base = repo.removesuffix(".git").rstrip("/")
+    base = repo
     if "gitlab" in base:
         return f"{base}/-/compare/{old}...{new}"
     return f"{base}/compare/{old}...{new}"
 
 
 REPO_LINK_KINDS = frozenset({"repo", "source"})
+REPO_ANNOTATIONS = {
+    "github.com/project-slug": "https://github.com/{}",
+    "gitlab.com/project-slug": "https://gitlab.com/{}",
+}
+"""Backstage's well-known annotations that name a repository, when no link of a repo kind does."""
+
+
+def repository_url(view: ServiceOut) -> str | None:
+    """The service's source repository (its first `repo` or `source` link, else a GitHub or GitLab
+    project annotation), as a web URL without `.git`; None when the catalog does not say."""
+    url = next((link["url"] for link in view.links if link.get("kind") in REPO_LINK_KINDS), None)
+    if url is None:
+        url = next(
+            (
+                pattern.format(view.annotations[key])
+                for key, pattern in REPO_ANNOTATIONS.items()
+                if view.annotations.get(key)
+            ),
+            None,
+        )
+    if url is None or not url.startswith(("https://", "http://")):
+        return None
+    return url.removesuffix(".git").rstrip("/")
+
+
+def repository_urls(session: Session, services: Iterable[str]) -> dict[str, str]:
+    """Each service's repository URL, for the services that have one (commit links on deploy lists):
+    one stored read per service."""
+    found: dict[str, str] = {}
+    for slug in sorted(set(services)):
+        try:
+            url = repository_url(catalog.service_view(session, slug))
+        except NotFound:
+            continue
+        if url is not None:
+            found[slug] = url
+    return found
 
 
 def changes_of(session: Session, deploy_id: int) -> ChangeOut:
@@ -226,8 +300,7 @@ def changes_of(session: Session, deploy_id: int) -> ChangeOut:
         if after_id is not None and after_id >= release.id
         else queries.releases_between(session, deploy.service_slug, after_id, release.id)
     )
-    links = catalog.service_view(session, deploy.service_slug).links
-    repo_url = next((link["url"] for link in links if link.get("kind") in REPO_LINK_KINDS), None)
+    repo_url = repository_url(catalog.service_view(session, deploy.service_slug))
     return ChangeOut(
         previous=deploy_out(*previous_row) if previous_row else None,
         releases=[release_out(r) for r in releases],
@@ -238,7 +311,8 @@ def changes_of(session: Session, deploy_id: int) -> ChangeOut:
 def matrix(
     session: Session, *, owner: str | None = None, text: str | None = None, page: int = 1, per_page: int = 100
 ) -> MatrixPage:
-    """Services x environments with the version live in each: one page of services, one query for them."""
+    """Services x environments with the version live in each, and which of them drift from the service's
+    reference version (drift.py): one page of services, one query for them."""
     services = catalog.list_services(
         session,
         ServiceFilters(owner=owner, kind="component", text=text),
@@ -250,14 +324,50 @@ def matrix(
         (d.service_slug, env.slug): deploy_out(d, env, r)
         for d, env, r in queries.live_rows(session, [s.slug for s in services.items])
     }
-    rows = [
-        MatrixRow(
-            service=s.slug,
-            title=s.title,
-            owner=s.owner,
-            tier=s.tier,
-            live={env.slug: live.get((s.slug, env.slug)) for env in envs},
+    rows = []
+    for s in services.items:
+        cells = {env.slug: live.get((s.slug, env.slug)) for env in envs}
+        reference, drifting = drift(
+            [
+                Cell(env.slug, env.production, d.release.version if (d := cells[env.slug]) else None)
+                for env in envs
+            ]
         )
-        for s in services.items
-    ]
+        rows.append(
+            MatrixRow(
+                service=s.slug,
+                title=s.title,
+                owner=s.owner,
+                tier=s.tier,
+                live=cells,
+                reference=reference,
+                drift=drifting,
+            )
+        )
     return MatrixPage(environments=envs, rows=rows, total=services.total, page=page, per_page=per_page)
+
+
+Placed = dict[tuple[str, str], DeployOut]
+"""(service slug, environment slug) -> a deploy there."""
+
+
+def live_by_environment(session: Session, services: Iterable[str]) -> Placed:
+    """What runs now of each of these services in each environment it runs in."""
+    return {
+        (d.service_slug, env.slug): deploy_out(d, env, r)
+        for d, env, r in queries.live_rows(session, services)
+    }
+
+
+def latest_by_environment(session: Session, services: Iterable[str]) -> Placed:
+    """The newest deploy of each of these services in each environment, whatever its status: a failed
+    or rolled back one there is what its owners must look at."""
+    return {
+        (d.service_slug, env.slug): deploy_out(d, env, r)
+        for d, env, r in queries.latest_per_environment(session, services)
+    }
+
+
+def recent_deploys_of(session: Session, services: Iterable[str], *, limit: int = 10) -> list[DeployOut]:
+    """The newest deploys of these services, newest first, in every environment."""
+    return [deploy_out(*row) for row in queries.recent_of(session, services, limit=limit)]

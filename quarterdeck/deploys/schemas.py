@@ -45,6 +45,12 @@ class DeployReport(BaseModel):
     finished_at: AwareDatetime | None = None
     notes: Annotated[str, StringConstraints(max_length=10_000)] = ""
     source: DeploySource = DeploySource.CI
+    approval: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="The id of the approved request to ship this (POST /api/v1/approvals). Left out, an "
+        "approved request for the same service, environment and version is linked when there is one; "
+        "a tier-1 production deploy with neither is flagged.",
+    )
 
 
 class EnvironmentIn(BaseModel):
@@ -72,6 +78,13 @@ class ReleaseOut(BaseModel):
     created_at: datetime
 
 
+class DeployFlag(BaseModel):
+    """Something about a deploy a person should look at, e.g. a tier-1 production deploy nobody approved."""
+
+    code: str = Field(description="Stable, e.g. unapproved_tier1_production")
+    message: str
+
+
 class DeployOut(BaseModel):
     id: int
     external_id: str
@@ -85,6 +98,9 @@ class DeployOut(BaseModel):
     notes: str
     release: ReleaseOut
     url: str
+    service_tier: int | None = Field(description="The service's tier when the deploy was reported")
+    approval: int | None = Field(description="The approved change request this deploy shipped under")
+    flags: list[DeployFlag] = Field(description="What a person should look at; empty when nothing")
 
 
 class DeployEventOut(BaseModel):
@@ -123,9 +139,16 @@ class RegistryImage(BaseModel):
 
 class RegistryState(BaseModel):
     repository: str | None
+    host: str | None = Field(default=None, description="The registry's host, when the repository names one")
     latest: RegistryImage | None = None
     images: list[RegistryImage] = []
-    error: str | None = None
+    error: str | None = Field(default=None, description="Why there are no images to show, in one sentence")
+    problem: str | None = Field(
+        default=None,
+        description="no_repository (the service names no image), not_configured (no registry client), "
+        "unreachable (the registry cannot be reached from the portal), or failed (it answered with an "
+        "error, or the image reference is not valid)",
+    )
 
 
 class LiveEnvironment(BaseModel):
@@ -156,6 +179,8 @@ class MatrixRow(BaseModel):
     owner: str | None
     tier: int | None
     live: dict[str, DeployOut | None]
+    reference: str | None = Field(description="The version the others are compared with (see drift.py)")
+    drift: list[str] = Field(description="Environments whose live version is not the reference version")
 
 
 class MatrixPage(BaseModel):

@@ -17,7 +17,13 @@ from quarterdeck.access.schemas import Actor, Resource
 from quarterdeck.catalog import service as catalog
 from quarterdeck.catalog.schemas import ServiceRef
 from quarterdeck.deploys import live, queries, transitions
-from quarterdeck.deploys.change_requests import ask_to_deploy, resources_now
+from quarterdeck.deploys.change_requests import (
+    ApprovedByService,
+    ask_to_deploy,
+    linked_approval,
+    named_approval,
+    resources_now,
+)
 from quarterdeck.deploys.ingest import NewDeploy, NewRelease, ReleaseKey, insert_new
 from quarterdeck.deploys.models import Deploy, Environment, Release
 from quarterdeck.deploys.queries import DeployFilters
@@ -28,9 +34,14 @@ from quarterdeck.deploys.reading import (
     env_out,
     environments,
     find_environment,
+    latest_by_environment,
     list_deploys,
+    live_by_environment,
     live_of,
     matrix,
+    recent_deploys_of,
+    repository_url,
+    repository_urls,
 )
 from quarterdeck.deploys.schemas import (
     DeployOut,
@@ -53,12 +64,17 @@ __all__ = [
     "env_out",
     "environments",
     "environments_to_edit",
+    "latest_by_environment",
     "list_deploys",
+    "live_by_environment",
     "live_of",
     "matrix",
     "move_deploy",
     "put_environment",
+    "recent_deploys_of",
     "report",
+    "repository_url",
+    "repository_urls",
     "resources_now",
 ]
 
@@ -196,8 +212,13 @@ def _update(
             code="deploys.id_reused",
             details={"id": report.id},
         )
+    linked = report.approval is not None and _link_approval(
+        session, actor, deploy, env, report, report.approval, at
+    )
     if DeployStatus(deploy.status) is report.status:
-        return ReportResult(deploy=deploy_out(deploy, env, release), outcome="unchanged")
+        return ReportResult(
+            deploy=deploy_out(deploy, env, release), outcome="updated" if linked else "unchanged"
+        )
     try:
         moved = _move(
             session,
@@ -215,6 +236,44 @@ def _update(
         moved = session.get_one(Deploy, deploy.id, populate_existing=True)
         return ReportResult(deploy=deploy_out(moved, env, release), outcome="unchanged")
     return ReportResult(deploy=deploy_out(moved, env, release), outcome="updated")
+
+
+def _link_approval(
+    session: Session,
+    actor: Actor,
+    deploy: Deploy,
+    env: Environment,
+    report: DeployReport,
+    named: int,
+    at: datetime,
+) -> bool:
+    """A later report of a deploy may name the approval it shipped under when none is linked yet (the
+    first report went out before CI had the id); another approval than the one linked is refused.
+    Whether anything changed."""
+    if deploy.approval_id == named:
+        return False
+    if deploy.approval_id is None:
+        approval = named_approval(session, report, env, named)
+        if queries.link_approval(session, deploy.id, approval):
+            session.refresh(deploy)
+            access.record(
+                session,
+                actor,
+                "deploy.update",
+                target=("deploy", str(deploy.id)),
+                at=at,
+                before={"approval": None},
+                after={"approval": approval},
+            )
+            return True
+        session.refresh(deploy)
+        if deploy.approval_id == named:
+            return False
+    raise Conflict(
+        f"deploy id {report.id!r} shipped under approval {deploy.approval_id}, not {named}",
+        code="deploys.approval_mismatch",
+        details=[{"field": "approval", "message": f"expected {deploy.approval_id}"}],
+    )
 
 
 def move_deploy(
@@ -300,7 +359,10 @@ def report(
 ) -> list[ReportResult]:
     """Record deploys done elsewhere, all or nothing: one bad report refuses the batch, and the error
     says which one (`details.index`). Every report is checked first; new deploys are then written
-    together (ingest.py), known ids move on one by one. At most MAX_BATCH reports a batch."""
+    together (ingest.py), known ids move on one by one. At most MAX_BATCH reports a batch.
+
+    A new deploy keeps the service's tier as it is now and the approval it shipped under (named, or
+    found: change_requests.linked_approval), which is what its flags are judged by (flagging.py)."""
     if len(reports) > MAX_BATCH:
         raise Invalid(
             f"a batch holds at most {MAX_BATCH} reports, not {len(reports)}", code="deploys.batch_too_big"
@@ -313,6 +375,7 @@ def report(
     results: dict[int, ReportResult] = {}
     fresh: list[tuple[int, NewDeploy]] = []
     first_of: dict[str, tuple[int, DeployReport]] = {}
+    approved: ApprovedByService = {}
     for index, one in enumerate(reports):
         with _located(index, one, len(reports)):
             env = find_environment(session, one.environment, environments_by_slug)
@@ -329,8 +392,10 @@ def report(
                     )
             else:
                 _check_release(releases, pending, one)
+                ref = services[one.service]
+                approval = linked_approval(session, one, env, ref, approved)
                 first_of[one.id] = (index, one)
-                fresh.append((index, NewDeploy(one, env)))
+                fresh.append((index, NewDeploy(one, env, tier=ref.tier, approval_id=approval)))
     if fresh:
         outs = insert_new(session, actor, [item for _i, item in fresh], releases, pending, at=at)
         results.update(

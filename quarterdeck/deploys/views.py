@@ -46,17 +46,25 @@ def service_deploys(
         page=page,
         per_page=HISTORY_PAGE,
     )
+    repos = {view.slug: repo} if (repo := service.repository_url(view)) else {}
+    filters = {"environment": environment or "", "status": status or ""}
     if is_htmx(request):
-        return templates.TemplateResponse(request, "deploys/_history.html", {"s": view, "history": history})
+        return templates.TemplateResponse(
+            request,
+            "deploys/_history.html",
+            {"s": view, "history": history, "repos": repos, "filters": filters},
+        )
     now = clock.now()
     context = {
         "s": view,
+        "repos": repos,
+        "graphs_on": runtime_of(request).prometheus is not None,
         "can_edit": observability.may_change_panels(session, actor, view.slug),
         "own_panels": [panel for panel, custom in observability.panels_of(session, view.slug) if custom],
         "live": service.live_of(session, view.slug, registry=runtime_of(request).registry),
         "history": history,
         "environments": service.environments(session),
-        "filters": {"environment": environment or "", "status": status or ""},
+        "filters": filters,
         "links": observability.links_for(
             settings.link_templates, service=view.slug, start=now - timedelta(hours=1), end=now
         ),
@@ -100,6 +108,7 @@ def deploy_page(
     context = {
         "d": deploy,
         "s": view,
+        "repo": service.repository_url(view),
         "changes": service.changes_of(session, deploy_id),
         "links": observability.links_for(
             settings.link_templates,
@@ -119,13 +128,23 @@ def feed(
     service_: Annotated[str | None, Query(alias="service", max_length=200)] = None,
     environment: Text = None,
     status: Status = None,
+    flagged: Annotated[bool, Query()] = False,
     page: PageNo = 1,
 ) -> Response:
-    filters = DeployFilters(service=service_ or None, environment=environment or None, status=status or None)
+    filters = DeployFilters(
+        service=service_ or None, environment=environment or None, status=status or None, flagged=flagged
+    )
+    feed = service.list_deploys(session, filters, page=page, per_page=50)
     context = {
-        "feed": service.list_deploys(session, filters, page=page, per_page=50),
+        "feed": feed,
+        "repos": service.repository_urls(session, {d.service for d in feed.items}),
         "environments": service.environments(session),
-        "filters": {"service": service_ or "", "environment": environment or "", "status": status or ""},
+        "filters": {
+            "service": service_ or "",
+            "environment": environment or "",
+            "status": status or "",
+            "flagged": flagged,
+        },
     }
     return templates.TemplateResponse(request, "deploys/feed.html", context)
 

@@ -426,8 +426,9 @@ class RegistryClient:
             with mapped_errors(SYSTEM):
                 return self._http.get(url, headers=sent)
         except Unavailable as exc:
+            why = exc.details if isinstance(exc.details, dict) else {}
             raise Unavailable(
-                f"{exc.message} (GET {url.path} on {host})", code=exc.code, details={"registry": host}
+                f"{exc.message} (GET {url.path} on {host})", code=exc.code, details={**why, "registry": host}
             ) from exc.__cause__
 
     def _forget_token(self, challenge: _Challenge, scope: str) -> None:

@@ -230,10 +230,19 @@ def test_the_same_id_twice_is_one_deploy(
     first = run(*args)
     second = run(*args)
 
-    assert (first.exit_code, first.stdout) == (0, "created: checkout 1.4.2 -> production-eu (succeeded) #1\n")
+    # checkout is tier 1 and nobody approved this production deploy: said under the line
+    flagged = (
+        "  flagged: Tier-1 production deploy without an approval: nobody approved shipping checkout 1.4.2 to "
+        "Production (EU). Ask first (POST /api/v1/approvals) and report the approved request's id as "
+        "`approval`.\n"
+    )
+    assert (first.exit_code, first.stdout) == (
+        0,
+        "created: checkout 1.4.2 -> production-eu (succeeded) #1\n" + flagged,
+    )
     assert (second.exit_code, second.stdout) == (
         0,
-        "unchanged: checkout 1.4.2 -> production-eu (succeeded) #1\n",
+        "unchanged: checkout 1.4.2 -> production-eu (succeeded) #1\n" + flagged,
     )
     # a retry that leaves the times out still lands on the same deploy
     assert run(*args[:-4]).exit_code == 0
@@ -266,6 +275,18 @@ def test_a_report_needs_service_environment_and_version(run: Run, shop_catalog: 
     assert (result.exit_code, result.stderr) == (
         1,
         "error: --service, --environment and --version are required (or --file)\n",
+    )
+
+
+def test_a_report_names_its_approval_which_must_exist(run: Run, shop_catalog: None) -> None:
+    result = run(
+        "deploys", "report", "--service", "checkout", "--environment", "production-eu", "--version", "1.0.0",
+        "--id", "jenkins-7", "--approval", "99",
+    )  # fmt: skip
+
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: deploy 'jenkins-7': approval 99 does not exist (ask with POST /api/v1/approvals)\n",
     )
 
 

@@ -109,16 +109,16 @@ def test_the_deploys_tab_shows_live_versions_graphs_links_and_history(
 
     assert rows_of(doc.by_id("live-versions")) == [
         ["Dev", "Never deployed here."],
-        ["Staging", "1.1.0", f"{IMAGE}:1.1.0", "2026-11-25 11:10", "token:ci-shop", "—"],
-        ["Production production", "1.0.0", f"{IMAGE}:1.0.0", "2026-11-25 10:30", "token:ci-shop", "—"],
+        ["Staging", "1.1.0", f"{IMAGE}:1.1.0", "50 min ago", "token:ci-shop", "—"],
+        ["Production production", "1.0.0", f"{IMAGE}:1.0.0", "1 h ago", "token:ci-shop", "—"],
     ]
-    assert doc.by_id("registry-message").text() == "the service names no image repository (field `image`)"
-    graphs = doc.by_id("graphs")
-    assert (graphs.attrs["data-graphs"], graphs.attrs["data-deploys"]) == (
-        "/api/v1/services/checkout/graphs",
-        "/api/v1/services/checkout/deploys",
+    assert (
+        doc.by_id("registry-message").text().startswith("This service names no image repository. Add `image:")
     )
-    assert [b.attrs["data-range"] for b in graphs.all("button")] == ["15m", "1h", "6h", "24h", "7d"]
+    # Prometheus is not configured here: one explanation instead of the graphs (test_calm_pages.py)
+    graphs = doc.by_id("graphs")
+    assert "data-graphs" not in graphs.attrs
+    assert graphs.by_id("graphs-empty").text().startswith("Connect Prometheus to see graphs here.")
     # the last hour; `env` is empty on the service's own tab
     assert links_of(graphs) == [
         ("Logs", f"https://logs.example.com/search?q=service%3Acheckout&from={FROM_11}&to={TO_12}"),
@@ -129,10 +129,33 @@ def test_the_deploys_tab_shows_live_versions_graphs_links_and_history(
     ]
     history = doc.by_id("history")
     assert history.all("p")[0].text() == "3 deploys"
+    # version, environment, status (and flags), commit, by, started, duration
     assert rows_of(doc.by_id("deploy-history")) == [
-        ["1.1.0", "production", "failed", "token:ci-shop (ci)", "2026-11-25 11:30", "2026-11-25 11:35"],
-        ["1.1.0", "staging", "succeeded", "token:ci-shop (ci)", "2026-11-25 11:00", "2026-11-25 11:10"],
-        ["1.0.0", "production", "succeeded", "token:ci-shop (ci)", "2026-11-25 10:20", "2026-11-25 10:30"],
+        [
+            "1.1.0",
+            "production",
+            "failed unapproved",
+            "2222222bbb",
+            "token:ci-shop (ci)",
+            "30 min ago",
+            "5 min",
+        ],
+        ["1.1.0", "staging", "succeeded", "2222222bbb", "token:ci-shop (ci)", "1 h ago", "10 min"],
+        [
+            "1.0.0",
+            "production",
+            "succeeded unapproved",
+            "1111111aaa",
+            "token:ci-shop (ci)",
+            "1 h ago",
+            "10 min",
+        ],
+    ]
+    # the commits link to the service's repository
+    assert [a.attrs["href"] for a in doc.by_id("deploy-history").all("a", cls="sha")] == [
+        f"{REPO}/commit/{COMMITS['1.1.0']}",
+        f"{REPO}/commit/{COMMITS['1.1.0']}",
+        f"{REPO}/commit/{COMMITS['1.0.0']}",
     ]
 
 
@@ -172,8 +195,8 @@ def test_htmx_gets_only_the_history_filtered(ci: TestClient) -> None:
     assert (doc.find("live"), doc.find("graphs")) == (None, None)
     assert doc.by_id("history").all("p")[0].text() == "2 deploys"
     assert [row[:3] for row in rows_of(doc.by_id("deploy-history"))] == [
-        ["1.1.0", "production", "succeeded"],
-        ["1.0.0", "production", "succeeded"],
+        ["1.1.0", "production", "succeeded unapproved"],
+        ["1.0.0", "production", "succeeded unapproved"],
     ]
     # the full page keeps the filter chosen
     full = page(ci, "/services/checkout/deploys?environment=production")
@@ -201,12 +224,12 @@ def test_a_deploy_page_shows_what_changed_with_a_compare_link(ci: TestClient, cl
 
     changes = doc.by_id("changes")
     assert changes.all("p")[0].text() == (
-        "Before this, 1.0.0 was live in production (deployed 2026-11-25 11:10). Compare the commits."
+        "Before this, 1.0.0 was live in production (deployed 52 min ago). Compare the commits."
     )
     assert (
         doc.by_id("compare-link").attrs["href"] == f"{REPO}/compare/{COMMITS['1.0.0']}...{COMMITS['1.1.0']}"
     )
-    assert [li.text() for li in doc.by_id("changed-releases").all("li")] == ["1.1.0 2222222bbbbb — Tax fix"]
+    assert [li.text() for li in doc.by_id("changed-releases").all("li")] == ["1.1.0 2222222bbb — Tax fix"]
     # started 11:42, finished 11:52: the links span from 15 minutes before to 30 after
     assert links_of(doc) == [
         (
@@ -237,8 +260,8 @@ def test_a_deploy_page_shows_its_timeline(ci: TestClient, clock: FrozenClock) ->
 
     steps = doc.by_id("timeline").all("li")
     assert [(li.attrs["data-to"], li.text()) for li in steps] == [
-        ("running", "2026-11-25 12:00 recorded as running by token:ci-shop: reported by ci"),
-        ("succeeded", "2026-11-25 12:05 running → succeeded by token:ci-shop: reported by ci"),
+        ("running", "5 min ago recorded as running by token:ci-shop: reported by ci"),
+        ("succeeded", "just now running → succeeded by token:ci-shop: reported by ci"),
     ]
 
 
@@ -278,15 +301,17 @@ def test_the_matrix_page_puts_each_version_in_its_cell(ci: TestClient, admin: Te
         if "data-environment" in cell.attrs
     }
     assert by_cell == {
-        ("cart", "staging"): "2.0.0",
+        ("cart", "staging"): "2.0.0 50 min ago",
         ("cart", "production"): "—",
         ("checkout", "staging"): "—",
-        ("checkout", "production"): "1.0.0",
+        ("checkout", "production"): "1.0.0 50 min ago",
     }
     [link] = [a for a in matrix.all("a") if a.text() == "1.0.0"]
     assert link.attrs["href"].startswith("/deploys/")
     nothing = page(ci, "/environments?q=zzz&owner=")
-    assert rows_of(nothing.by_id("matrix")) == [["No services match."]]
+    assert rows_of(nothing.by_id("matrix")) == [
+        ["No services match. Clear the filters, or check the owner team's slug."]
+    ]
 
 
 def test_the_feed_page_lists_deploys_of_every_service(ci: TestClient, admin: TestClient) -> None:
@@ -300,12 +325,14 @@ def test_the_feed_page_lists_deploys_of_every_service(ci: TestClient, admin: Tes
 
     assert [row[:4] for row in rows_of(doc.by_id("feed"))] == [
         ["cart", "2.0.0", "staging", "succeeded"],
-        ["checkout", "1.0.0", "production", "succeeded"],
+        ["checkout", "1.0.0", "production", "succeeded unapproved"],
     ]
     only_cart = page(ci, "/deploys?service=cart&environment=&status=")
     assert [row[0] for row in rows_of(only_cart.by_id("feed"))] == ["cart"]
     nothing = page(ci, "/deploys?status=failed")
-    assert rows_of(nothing.by_id("feed")) == [["No deploys."]]
+    assert rows_of(nothing.by_id("feed")) == [
+        ["No deploys match these filters. Widen them, or clear them to see every deploy."]
+    ]
 
 
 # ---------------------------------------------------------------- approvals
@@ -394,8 +421,10 @@ def test_the_deploys_tab_answers_when_the_registry_is_down(
         doc = page(admin, "/services/checkout/deploys")
 
         message = doc.by_id("registry-message").text()
-        assert message.startswith("the registry could not be read: registry cannot be reached: ")
-        assert message.endswith(f"(GET /v2/shop/checkout/tags/list on {registry})")
+        assert message == (
+            f"The registry {registry} is not reachable from here: "
+            "nothing accepts connections at that address (connection refused)."
+        )
         assert doc.find("registry-latest") is None
         # what runs is still shown, only how far behind it is cannot be told
         [production] = [

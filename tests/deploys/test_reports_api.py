@@ -110,6 +110,16 @@ def test_a_good_report_is_stored_live_and_audited(ci: TestClient, sessions: sess
                 "created_at": "2026-11-25T12:00:00Z",
             },
             "url": f"/deploys/{deploy_id}",
+            "service_tier": 1,
+            "approval": None,
+            "flags": [
+                {
+                    "code": "unapproved_tier1_production",
+                    "message": "Tier-1 production deploy without an approval: nobody approved shipping "
+                    "checkout 1.0.0 to Production. Ask first (POST /api/v1/approvals) and report the "
+                    "approved request's id as `approval`.",
+                }
+            ],
         },
     }
     assert ci.get(f"/api/v1/deploys/{deploy_id}").json() == {
@@ -591,9 +601,11 @@ def test_live_answers_every_environment(ci: TestClient) -> None:
         ],
         "registry": {
             "repository": None,
+            "host": None,
             "latest": None,
             "images": [],
             "error": "the service names no image repository (field `image`)",
+            "problem": "no_repository",
         },
     }
 

@@ -4,11 +4,12 @@ Prometheus with the deploys marked, on both databases."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from quarterdeck.access.schemas import Actor
 from quarterdeck.db import transaction
@@ -131,3 +132,62 @@ def test_graphs_say_when_the_graphs_answer_fails(page: Page, live_app: LiveApp, 
     page.goto(f"{live_app.url}/services/{SERVICE}/deploys")
 
     expect(page.locator("#graphs-status")).to_have_text("Graphs could not be loaded: down for the test")
+
+
+def _with_graphs(page: Page, change: Callable[[dict[str, Any]], None]) -> None:
+    """Answer the page's graphs request with the real answer, changed by `change`."""
+
+    def handle(route: Route) -> None:
+        body = route.fetch().json()
+        change(body)
+        route.fulfill(json=body)
+
+    page.route("**/api/v1/services/*/graphs*", handle)
+
+
+def test_prometheus_down_is_said_once_naming_the_graphs(
+    page: Page, live_app: LiveApp, history: list[str]
+) -> None:
+    def down(body: dict[str, Any]) -> None:
+        body["error"] = (
+            "Prometheus is unavailable: prometheus cannot be reached: its host name does not resolve"
+        )
+        for panel in body["panels"]:
+            panel["error"], panel["series"] = body["error"], []
+
+    _with_graphs(page, down)
+    page.goto(f"{live_app.url}/services/{SERVICE}/deploys")
+
+    expect(page.locator("#graphs-status")).to_have_text(
+        "Prometheus is unavailable: prometheus cannot be reached: its host name does not resolve. "
+        "Not drawn: Request rate, Error ratio (5xx), Latency p50, Latency p99."
+    )
+    expect(page.locator("#graphs .panel")).to_have_count(0)
+    assert page.locator("#graphs .panel-error").count() == 0
+
+
+def test_a_graph_that_fails_is_named_once_and_the_others_are_drawn(
+    page: Page, live_app: LiveApp, history: list[str]
+) -> None:
+    def one_fails(body: dict[str, Any]) -> None:
+        body["panels"][1]["error"], body["panels"][1]["series"] = "bad_data: parse error at char 4", []
+
+    _with_graphs(page, one_fails)
+    page.goto(f"{live_app.url}/services/{SERVICE}/deploys")
+
+    expect(page.locator("#graphs-problems li")).to_have_text(
+        ["Error ratio (5xx): bad_data: parse error at char 4"]
+    )
+    expect(page.locator("#graphs .panel canvas")).to_have_count(3, timeout=20_000)
+    expect(page.locator("#graphs-status")).to_have_text("3 deploys in the last 6h.")
+
+
+def test_the_deploys_tab_and_its_graphs_fit_a_phone(
+    phone: Page, live_app: LiveApp, history: list[str]
+) -> None:
+    phone.goto(f"{live_app.url}/services/{SERVICE}/deploys")
+    expect(phone.locator("#graphs .panel canvas")).to_have_count(4, timeout=20_000)
+
+    overflow = phone.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+    assert overflow == 0

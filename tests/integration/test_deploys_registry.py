@@ -100,6 +100,7 @@ def test_live_names_the_newest_image_and_how_far_behind_each_environment_is(
 
     assert live["registry"] == {
         "repository": registry.image,
+        "host": registry.host,
         "latest": image(registry, "1.2.0", "1.2.0"),
         "images": [
             image(registry, "1.2.0", "1.2.0"),
@@ -108,6 +109,7 @@ def test_live_names_the_newest_image_and_how_far_behind_each_environment_is(
             image(registry, "1.0.0", "1.0.0"),
         ],
         "error": None,
+        "problem": None,
     }
     # behind counts distinct newer images, so `latest` beside 1.2.0 counts once
     assert [
@@ -146,5 +148,5 @@ def test_the_deploys_tab_says_how_many_images_behind(admin: TestClient, registry
     assert doc.find("registry-message") is None
     assert doc.by_id("registry-latest").text() == "1.2.0"
     assert doc.by_id("registry").text() == (
-        f"Newest image in {registry.image}: 1.2.0 built 2026-11-20 09:00 {registry.digests['1.2.0'][:19]}…"
+        f"Newest image in {registry.image}: 1.2.0 built 5 d ago {registry.digests['1.2.0'][:19]}…"
     )

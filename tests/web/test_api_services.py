@@ -140,6 +140,16 @@ def test_create_answers_201_with_etag_and_every_field_resolved(client: TestClien
         "image": "registry.example.com/payments/api",
         "definition": None,
         "annotations": {"github.com/project-slug": "example/payments-api"},
+        "annotation_links": [
+            {
+                "key": "github.com/project-slug",
+                "label": "GitHub repository",
+                "value": "example/payments-api",
+                "url": "https://github.com/example/payments-api",
+                "reason": None,
+                "masked": False,
+            }
+        ],
         "custom": {"cost_center": "4100", "pci_scope": True, "replicas": 3},
         "source": {"source": "ui", "file": None, "line": None, "detached_from": None, "descriptor": None},
         "import_errors": [],

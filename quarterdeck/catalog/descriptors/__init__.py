@@ -1,4 +1,5 @@
-"""Reading descriptor files into entity drafts; pure: no database, no network."""
+"""Reading descriptor files into entity drafts; pure: no database, no network. The bounded YAML loader
+(load_documents: size, nesting, alias and node limits) is exported for the other YAML the portal reads."""
 
 from quarterdeck.catalog.descriptors.drafts import (
     Draft,
@@ -15,9 +16,11 @@ from quarterdeck.catalog.descriptors.files import (
     report_refusal,
 )
 from quarterdeck.catalog.descriptors.limits import MAX_FILE_BYTES, Refused
+from quarterdeck.catalog.descriptors.yaml_documents import Document, YamlSyntaxError, load_documents
 
 __all__ = [
     "MAX_FILE_BYTES",
+    "Document",
     "Draft",
     "FileOutcome",
     "FileResult",
@@ -27,6 +30,8 @@ __all__ = [
     "ServiceDraft",
     "SystemDraft",
     "TeamDraft",
+    "YamlSyntaxError",
+    "load_documents",
     "read_descriptor_file",
     "report_refusal",
 ]

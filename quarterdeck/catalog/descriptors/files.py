@@ -19,6 +19,10 @@ from quarterdeck.catalog.descriptors.yaml_documents import (
     load_json_documents,
 )
 
+READ_ELSEWHERE = {"Pipeline": "quarterdeck pipelines apply"}
+"""Quarterdeck documents of other kinds than the catalog's, which may sit beside descriptors in a
+repository: each is skipped with a notice naming what reads it."""
+
 
 class FileOutcome(StrEnum):
     IMPORTED = "imported"  # every document read
@@ -140,6 +144,11 @@ def _read_document(result: FileResult, doc: Document, read_text: TextReader | No
         )
         return "unknown"
     if api_version == API_VERSION:
+        kind = data.get("kind")
+        if kind in READ_ELSEWHERE:
+            note = f"kind {kind} is read by `{READ_ELSEWHERE[kind]}`, not the catalog; skipped"
+            result.notices.append(Problem(result.file, doc.line_of("kind"), note, "kind"))
+            return "quarterdeck"
         draft, problems = read_quarterdeck_document(doc, result.file)
         if draft:
             result.drafts.append(draft)

@@ -1,5 +1,6 @@
 // Service graphs: fetches the panels' series and the service's deploys, draws each panel with uPlot and
 // marks every deploy as a vertical line (green succeeded, red failed, amber rolled back, blue running).
+// A failure is said once, in words, naming the graphs it affects; the page renders no per-panel errors.
 (function () {
   "use strict";
 
@@ -43,7 +44,6 @@
     box.dataset.panel = panel.key;
     box.appendChild(text("h3", panel.title + (panel.unit ? " (" + panel.unit + ")" : "")));
     container.appendChild(box);
-    if (panel.error) { box.appendChild(text("p", panel.error, "panel-error")); return; }
     if (!panel.series.length) { box.appendChild(text("p", "No data in this range.", "muted small")); return; }
     var times = panel.series[0].points.map(function (p) { return p[0]; });
     var data = [times];
@@ -69,6 +69,7 @@
   function load(section, range) {
     var status = document.getElementById("graphs-status");
     var panels = document.getElementById("panels");
+    var problems = document.getElementById("graphs-problems");
     status.textContent = "Loading graphs…";
     var graphsUrl = section.dataset.graphs + "?range=" + encodeURIComponent(range);
     fetch(graphsUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
@@ -83,12 +84,33 @@
       .then(function (both) {
         var graphs = both[0], deploys = both[1];
         panels.replaceChildren();
+        problems.replaceChildren();
+        var titles = function (list) { return list.map(function (p) { return p.title; }).join(", "); };
+        if (graphs.error) {
+          // Prometheus itself failed: said once, with the graphs it keeps from being drawn.
+          status.textContent = graphs.error + ". Not drawn: " + titles(graphs.panels) + ".";
+          status.className = "alert alert-warning";
+          section.dataset.loaded = range;
+          return;
+        }
         var count = deploys.length === 1 ? "1 deploy" : deploys.length + " deploys";
-        status.textContent = graphs.error ? graphs.error : count + " in the last " + range + ".";
-        status.className = graphs.error ? "alert" : "muted small";
-        var width = Math.max(320, Math.min(620, panels.clientWidth / 2 - 20));
+        status.textContent = count + " in the last " + range + ".";
+        status.className = "muted small";
+        var failed = graphs.panels.filter(function (p) { return p.error; });
+        if (failed.length) {
+          var box = text("div", "", "alert alert-warning");
+          box.appendChild(text("p", (failed.length === 1 ? "This graph" : "These graphs") + " could not be drawn:"));
+          var list = document.createElement("ul");
+          failed.forEach(function (p) { list.appendChild(text("li", p.title + ": " + p.error)); });
+          box.appendChild(list);
+          problems.appendChild(box);
+        }
+        var full = panels.clientWidth;
+        var width = Math.max(240, Math.min(620, full >= 860 ? full / 2 - 20 : full - 10));
         var span = [Date.parse(graphs.start) / 1000, Date.parse(graphs.end) / 1000];
-        graphs.panels.forEach(function (panel) { drawPanel(panels, panel, deploys, width, span); });
+        graphs.panels.forEach(function (panel) {
+          if (!panel.error) { drawPanel(panels, panel, deploys, width, span); }
+        });
         section.dataset.loaded = range;
       })
       .catch(function (err) { status.textContent = "Graphs could not be loaded: " + err.message; status.className = "alert"; });
@@ -96,7 +118,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     var section = document.getElementById("graphs");
-    if (!section || typeof uPlot === "undefined") { return; }
+    if (!section || !section.dataset.graphs || typeof uPlot === "undefined") { return; }
     section.querySelectorAll("[data-range]").forEach(function (button) {
       button.addEventListener("click", function () {
         section.querySelectorAll("[data-range]").forEach(function (b) { b.classList.remove("primary"); });
