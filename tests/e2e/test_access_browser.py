@@ -178,12 +178,14 @@ def test_single_sign_on_admin_group_makes_an_admin(
     expect(page).to_have_url(base + "/")
     expect(page.locator("#account-link")).to_have_text("rita@sso.example")
     assert me(page)["role"] == "admin"
-    page.locator(".usernav a", has_text="Users").click()
+    page.locator("#admin-menu summary").click()  # the admins' menu opens
+    page.locator("#admin-menu a", has_text="Users").click()
     expect(page).to_have_url(base + "/admin/users")
     row = page.locator("tr[data-user='rita@sso.example']")
     expect(row).to_contain_text("SSO")
     expect(page.get_by_label("Role of rita@sso.example")).to_have_value("admin")
-    page.locator(".usernav a", has_text="Audit").click()
+    page.locator("#admin-menu summary").click()
+    page.locator("#admin-menu a", has_text="Audit").click()
     expect(page).to_have_url(base + "/admin/audit")
     expect(page.locator("#audit")).to_contain_text("rita@sso.example")
 
