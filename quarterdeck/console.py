@@ -12,7 +12,8 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -136,3 +137,28 @@ def progress_bar(label: str, *, show: bool) -> Progress:
         console=_console(err=True),
         disable=not show,
     )
+
+
+class LiveTable:
+    """A heading, a table of text cells and a footer, drawn again in place at each `update` (a rollout
+    followed live); every part is printed as text, never markup."""
+
+    def __init__(self, live: Live, columns: Sequence[str]) -> None:
+        self._live = live
+        self._columns = columns
+
+    def update(self, heading: Sequence[Part], rows: Iterable[Sequence[Part]], footer: str = "") -> None:
+        table = Table(*self._columns)
+        for row in rows:
+            table.add_row(*(Text.assemble(cell) for cell in row))
+        parts: list[Text | Table] = [Text.assemble(*heading), table]
+        if footer:
+            parts.append(Text(footer))
+        self._live.update(Group(*parts), refresh=True)
+
+
+@contextmanager
+def live_table(columns: Sequence[str]) -> Iterator[LiveTable]:
+    """A LiveTable on stdout; what it shows last stays on the screen."""
+    with Live(console=_console(), refresh_per_second=4, transient=False) as live:
+        yield LiveTable(live, columns)

@@ -129,6 +129,13 @@ DOMAINS: tuple[Domain, ...] = (
         models="quarterdeck.deploys.pipeline_models",
     ),
     Domain(
+        name="rollouts",
+        routers=("quarterdeck.deploys.rollout_api:router",),
+        commands="quarterdeck.deploys.rollout_cli:register",
+        models="quarterdeck.deploys.rollouts.models",
+        jobs="quarterdeck.deploys.rollouts.jobs",
+    ),
+    Domain(
         name="home",
         routers=("quarterdeck.home.api:router", "quarterdeck.home.views:router"),
         models="quarterdeck.home.models",

@@ -121,7 +121,7 @@ def ask_change(session: Session, actor: Actor, request: ChangeRequestIn, *, at: 
         version=version if isinstance(version, str) else None,
         details=details,
         summary=request.summary,
-        status=PENDING if policy.needs_second_approval(resource) else NOT_REQUIRED,
+        status=PENDING if request.needs_decision or policy.needs_second_approval(resource) else NOT_REQUIRED,
         requested_by=actor.label,
         requested_by_user_id=actor.user_id,
         requested_at=at,

@@ -143,6 +143,9 @@ class ChangeRequestIn:
     resource: Resource
     summary: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)
+    needs_decision: bool = False
+    """True: a person must decide it whatever the two-person rule says (a pipeline's approval step, an
+    emergency deploy into a frozen environment)."""
 
 
 class ChangeRequestOut(BaseModel):

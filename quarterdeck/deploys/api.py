@@ -17,7 +17,7 @@ from quarterdeck.access.deps import ActorDep, reader
 from quarterdeck.access.schemas import Actor, ChangeRequestOut
 from quarterdeck.clock import Clock
 from quarterdeck.db import retrying_on_race
-from quarterdeck.deploys import service
+from quarterdeck.deploys import rollouts, service
 from quarterdeck.deploys.schemas import (
     SLUG,
     ApprovalIn,
@@ -180,14 +180,8 @@ def _decide(
     session: Session, actor: Actor, clock: Clock, approval_id: int, body: DecisionIn | None, *, approve: bool
 ) -> ChangeRequestOut:
     with session.begin():
-        return access.decide_change(
-            session,
-            actor,
-            approval_id,
-            approve=approve,
-            reason=body.reason if body else None,
-            at=clock.now(),
-            now=service.resources_now(session),
+        return rollouts.decide_change(
+            session, actor, approval_id, approve=approve, reason=body.reason if body else None, at=clock.now()
         )
 
 

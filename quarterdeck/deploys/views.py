@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from quarterdeck.access import service as access
 from quarterdeck.access.deps import ReaderDep, SignedInDep, reader
 from quarterdeck.catalog import service as catalog
-from quarterdeck.deploys import service
+from quarterdeck.deploys import rollouts, service
 from quarterdeck.deploys.schemas import SLUG, EnvironmentIn
 from quarterdeck.deploys.service import DeployFilters
 from quarterdeck.observability import service as observability
@@ -208,13 +208,7 @@ def decide(
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     with session.begin():
-        access.decide_change(
-            session,
-            actor,
-            approval_id,
-            approve=decision == "approve",
-            reason=reason or None,
-            at=clock.now(),
-            now=service.resources_now(session),
+        rollouts.decide_change(
+            session, actor, approval_id, approve=decision == "approve", reason=reason or None, at=clock.now()
         )
     return RedirectResponse("/approvals", status_code=303)
