@@ -130,7 +130,7 @@ DOMAINS: tuple[Domain, ...] = (
     ),
     Domain(
         name="rollouts",
-        routers=("quarterdeck.deploys.rollout_api:router",),
+        routers=("quarterdeck.deploys.rollout_api:router", "quarterdeck.deploys.rollout_views:router"),
         commands="quarterdeck.deploys.rollout_cli:register",
         models="quarterdeck.deploys.rollouts.models",
         jobs="quarterdeck.deploys.rollouts.jobs",

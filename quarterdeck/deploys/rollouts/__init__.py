@@ -10,7 +10,13 @@ from quarterdeck.deploys.rollouts.approvals import ask_emergency, decide_change
 from quarterdeck.deploys.rollouts.controls import control
 from quarterdeck.deploys.rollouts.freezes import add_freeze, list_freezes, remove_freeze
 from quarterdeck.deploys.rollouts.lifecycle import JOB_KIND
-from quarterdeck.deploys.rollouts.reading import rollout_events, rollout_out, rollout_view, step_log
+from quarterdeck.deploys.rollouts.reading import (
+    rollout_events,
+    rollout_out,
+    rollout_view,
+    service_rollouts,
+    step_log,
+)
 from quarterdeck.deploys.rollouts.starting import MAX_QUEUED, start_rollout
 from quarterdeck.deploys.rollouts.states import RolloutState, StepState
 
@@ -28,6 +34,7 @@ __all__ = [
     "rollout_events",
     "rollout_out",
     "rollout_view",
+    "service_rollouts",
     "start_rollout",
     "step_log",
 ]

@@ -30,13 +30,14 @@ from quarterdeck.deploys.rollouts.schemas import (
     ApprovalOut,
     IntervalOut,
     PipelineRefOut,
+    RolloutBriefOut,
     RolloutEventOut,
     RolloutEvents,
     RolloutOut,
     StepLogOut,
     StepOut,
 )
-from quarterdeck.deploys.rollouts.states import RolloutState, StepState
+from quarterdeck.deploys.rollouts.states import FINAL, RolloutState, StepState
 
 STEP_ADAPTER: TypeAdapter[Step] = TypeAdapter(Step)
 MAX_EVENTS = 500
@@ -207,3 +208,31 @@ def step_log(session: Session, rollout_id: int, position: int) -> StepLogOut:
         lines=store.log_of(session, rollout_id, position),
         dropped=step.log_dropped,
     )
+
+
+def service_rollouts(session: Session, service_slug: str, *, limit: int) -> list[RolloutBriefOut]:
+    """The service's rollouts that are not finished (any age, newest first), then its `limit` newest
+    finished ones."""
+    final = [state.value for state in FINAL]
+    unfinished = select(Rollout).where(Rollout.service_slug == service_slug, Rollout.state.not_in(final))
+    finished = (
+        select(Rollout)
+        .where(Rollout.service_slug == service_slug, Rollout.state.in_(final))
+        .order_by(Rollout.id.desc())
+        .limit(limit)
+    )
+    rows = [*session.scalars(unfinished.order_by(Rollout.id.desc())), *session.scalars(finished)]
+    return [
+        RolloutBriefOut(
+            id=row.id,
+            url=f"/rollouts/{row.id}",
+            environment=row.environment,
+            version=row.release_version,
+            state=RolloutState(row.state),
+            started_by=row.started_by,
+            created_at=row.created_at,
+            finished_at=row.finished_at,
+            reason=row.reason,
+        )
+        for row in rows
+    ]

@@ -148,6 +148,20 @@ class RolloutOut(BaseModel):
     controls: list[Control] = Field(description="The controls the rollout's state allows now")
 
 
+class RolloutBriefOut(BaseModel):
+    """A rollout in a list: where, what, how it stands."""
+
+    id: int
+    url: str
+    environment: str
+    version: str
+    state: RolloutState
+    started_by: str
+    created_at: datetime
+    finished_at: datetime | None
+    reason: str
+
+
 class RolloutEventOut(BaseModel):
     id: int
     at: datetime
