@@ -10,14 +10,12 @@ axe-core comes from the npm registry at the version tests/e2e/axe/package-lock.j
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, StorageState
@@ -27,12 +25,11 @@ from quarterdeck.db import transaction
 from quarterdeck.deploys import change_requests
 from quarterdeck.jobs import service as jobs
 from tests.conftest import ROOT
+from tests.e2e.accessibility import AXE, axe_violations
 from tests.e2e.conftest import LiveApp, sign_in
 
-AXE = ROOT / "tests" / "e2e" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 SHOTS = Path(os.environ.get("QD_SCREENSHOTS", ROOT / "test-results" / "pages"))
 WIDTHS = (390, 1400)
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 ADMIN_EMAIL = "admin@e2e.example"
 OWNER_EMAIL = "checkout-dev@e2e.example"
 SERVICE = "checkout-api"
@@ -145,29 +142,6 @@ def _shot_name(role: str, width: int, path: str) -> str:
     return f"{role}-{width}-{cleaned[:80]}.png"
 
 
-@functools.cache
-def _axe_source() -> str:
-    return AXE.read_text(encoding="utf-8")
-
-
-def _axe_violations(page: Page) -> list[dict[str, Any]]:
-    page.evaluate(_axe_source())  # through DevTools: the page's Content-Security-Policy stays as served
-    result: dict[str, Any] = page.evaluate(
-        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})",
-        WCAG_TAGS,
-    )
-    return [
-        {
-            "rule": v["id"],
-            "impact": v["impact"],
-            "help": v["help"],
-            "targets": [" ".join(map(str, node["target"])) for node in v["nodes"][:5]],
-            "count": len(v["nodes"]),
-        }
-        for v in result["violations"]
-    ]
-
-
 @pytest.fixture
 def role_page(request: pytest.FixtureRequest, browser: Browser, portal: Portal) -> Iterator[Page]:
     role = request.node.callspec.params["role"]
@@ -212,7 +186,7 @@ def test_page_fits_logs_no_error_and_passes_axe(
                        ? '.' + e.className.split(' ').join('.') : ''))"""
             )
             problems.append(f"{width}px: {overflow}px wider than the screen: {wide}")
-        for violation in _axe_violations(role_page):
+        for violation in axe_violations(role_page):
             problems.append(f"{width}px: axe {violation}")
         role_page.screenshot(path=str(SHOTS / _shot_name(role, width, target)), full_page=True)
     assert not errors, f"{target}: console errors {errors}"

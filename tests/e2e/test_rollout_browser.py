@@ -22,6 +22,7 @@ from quarterdeck.db import transaction
 from quarterdeck.deploys import service as deploys
 from quarterdeck.deploys.schemas import DeployReport, EnvironmentIn
 from tests.conftest import make_token
+from tests.e2e.accessibility import axe_violations
 from tests.e2e.conftest import DESKTOP, AppSettings, LiveApp, WallClock, sign_in
 
 SERVICE = "checkout-api"
@@ -179,3 +180,6 @@ def test_on_a_phone_the_rollout_fits_and_an_outsider_is_told_why_not(
     expect(phone.locator("#rollout-controls")).to_have_count(0)  # finished: nothing to control
     overflow = phone.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"the rollout page scrolls sideways by {overflow}px at 390px"
+    assert axe_violations(phone) == []
+    phone.set_viewport_size({"width": 1400, "height": 900})
+    assert axe_violations(phone) == []
