@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export QD_DATABASE_URL ?= sqlite:///$(CURDIR)/var/quarterdeck.db
 
-.PHONY: run test test-deps lint bench bench-catalog bench-deploys bench-concurrency bench-jobs clean
+.PHONY: run stop-demo test test-deps lint bench bench-catalog bench-deploys bench-concurrency bench-jobs bench-rollouts clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,15 +15,32 @@ $(STAMP): pyproject.toml
 
 DEMO_ADMIN ?= admin@northwind.example
 DEMO_PASSWORD ?= northwind-demo-admin
+PORT ?= 8080
+WORKERS ?=
+
+# The demo (docs/rollouts.md): hello-service deploys for real through the local driver, a Prometheus on
+# 127.0.0.1:9095 scrapes its versions, a registry on 127.0.0.1:5055 holds its images. Both run in the
+# background under var/demo/ (scripts/demo_services.py) until `make stop-demo`.
+run stop-demo clean: export QD_DEPLOY_DRIVERS = $(CURDIR)/examples/deploy-drivers.yaml
+run stop-demo clean: export QD_DEPLOY_STATE_DIR = $(CURDIR)/var/deploys
+run: export QD_PROMETHEUS_URL = http://127.0.0.1:9095
+run: export QD_REGISTRY_PLAIN_HTTP = 127.0.0.1:5055
 
 run: $(STAMP)
+	bash scripts/demo-deps.sh
 	$(BIN)/quarterdeck db upgrade
 	$(BIN)/quarterdeck import examples
 	$(BIN)/quarterdeck environments apply examples/environments.yaml
 	$(BIN)/quarterdeck deploys report --file examples/deploys.yaml > /dev/null
+	$(BIN)/quarterdeck pipelines apply examples/pipelines/hello-service.yaml --service hello-service > /dev/null
 	$(BIN)/quarterdeck users create-admin --email $(DEMO_ADMIN) --password $(DEMO_PASSWORD) --if-missing
-	@echo "sign in at http://127.0.0.1:8080/login as $(DEMO_ADMIN) / $(DEMO_PASSWORD)"
-	$(BIN)/quarterdeck serve --host 127.0.0.1 --port 8080
+	$(BIN)/python scripts/demo_services.py start
+	@echo "sign in at http://127.0.0.1:$(PORT)/login as $(DEMO_ADMIN) / $(DEMO_PASSWORD)"
+	@echo "deploy the example service at http://127.0.0.1:$(PORT)/services/hello-service/deploys (docs/rollouts.md); make stop-demo stops it all"
+	$(BIN)/quarterdeck serve --host 127.0.0.1 --port $(PORT) $(if $(WORKERS),--workers $(WORKERS))
+
+stop-demo:
+	test ! -x $(BIN)/python || $(BIN)/python scripts/demo_services.py stop
 
 test-deps:
 	bash scripts/install-test-deps.sh
@@ -49,6 +66,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.deploys
 	$(BIN)/python -m bench.concurrency
 	$(BIN)/python -m bench.jobs
+	$(BIN)/python -m bench.rollouts
 
 bench-catalog: $(STAMP)
 	bash scripts/install-test-deps.sh --bench
@@ -66,5 +84,9 @@ bench-jobs: $(STAMP)
 	bash scripts/install-test-deps.sh --bench
 	$(BIN)/python -m bench.jobs
 
-clean:
+bench-rollouts: $(STAMP)
+	bash scripts/install-test-deps.sh --bench
+	$(BIN)/python -m bench.rollouts
+
+clean: stop-demo
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

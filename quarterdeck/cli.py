@@ -56,7 +56,14 @@ def serve(
         workers=workers or usable_cores(),
         log_level="info",
         proxy_headers=False,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
+
+
+WORKER_HEALTHCHECK_SECONDS = 30
+"""How long the supervisor lets a worker take to answer before it kills and restarts it. Building the
+app (importing every domain, opening pools, starting the job worker) took about 8 s on a loaded
+2-core machine: uvicorn's default of 5 s killed every worker in a loop."""
 
 
 def usable_cores() -> int:

@@ -3,11 +3,12 @@ timeline, the environment matrix, the recent deploys feed, and change requests (
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy.orm import Session
 
 from quarterdeck.access import service as access
 from quarterdeck.access.deps import ReaderDep, SignedInDep, reader
@@ -151,13 +152,37 @@ def feed(
 
 @router.get("/environments", response_class=HTMLResponse, name="matrix")
 def matrix_page(
-    request: Request, session: SessionDep, owner: Text = None, q: Text = None, page: PageNo = 1
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    owner: Text = None,
+    q: Text = None,
+    page: PageNo = 1,
 ) -> Response:
     context = {
         "matrix": service.matrix(session, owner=owner or None, text=q or None, page=page, per_page=100),
         "filters": {"owner": owner or "", "q": q or ""},
+        "freezes": _freeze_notices(session, clock.now()),
     }
     return templates.TemplateResponse(request, "deploys/matrix.html", context)
+
+
+def _freeze_notices(session: Session, now: datetime) -> dict[str, dict[str, Any]]:
+    """Per environment slug, its freeze window in force now or, if none is, the next one to start: the
+    window (reason, id, weekly), whether it is in force, and that occurrence's start and end."""
+    notices: dict[str, dict[str, Any]] = {}
+    for window in rollouts.list_freezes(session, at=now):
+        current = notices.get(window.environment)
+        if current is not None and (current["active"] or not window.active):
+            continue
+        starts = window.next_start or window.starts_at
+        notices[window.environment] = {
+            "window": window,
+            "active": window.active,
+            "starts": starts,
+            "ends": starts + (window.ends_at - window.starts_at),
+        }
+    return notices
 
 
 @router.get("/admin/environments", response_class=HTMLResponse, name="admin_environments")

@@ -129,14 +129,14 @@ def test_the_example_history_reports_once_and_replays_unchanged(
 
     first = json_of(run("deploys", "report", "--file", deploys_file, "--json"))
 
-    assert (len(first), {r["outcome"] for r in first}) == (132, {"created"})
+    assert (len(first), {r["outcome"] for r in first}) == (137, {"created"})
     assert {r["deploy"]["deployed_by"] for r in first} == {"system:cli"}
     stored = count_rows(sessions)
-    assert stored[0] == 132
+    assert stored[0] == 137
 
     second = json_of(run("deploys", "report", "--file", deploys_file, "--json"))
 
-    assert [r["outcome"] for r in second] == ["unchanged"] * 132
+    assert [r["outcome"] for r in second] == ["unchanged"] * 137
     assert [r["deploy"] for r in second] == [r["deploy"] for r in first]
     assert count_rows(sessions) == stored
     live = json_of(run("deploys", "live", "checkout-api", "--json"))

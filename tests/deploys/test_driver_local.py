@@ -370,3 +370,33 @@ def test_a_frontend_port_in_use_is_reported_in_haproxys_words(local: Local) -> N
         f"cannot bind socket (Address already in use) for [127.0.0.1:{local.listen_port}]"
         in caught.value.message
     )
+
+
+def test_prometheus_targets_list_every_version_it_runs_with_its_labels(local: Local) -> None:
+    """prometheus-targets.json (file_sd_configs) follows the processes: both versions while the canary
+    runs, the promoted one alone after, nothing once everything is stopped."""
+    targets = local.state_dir / "prometheus-targets.json"
+    driver = local.driver()
+    deploy_first(driver)
+    driver.prepare(V2, "v2:prepare")
+
+    def labels() -> list[tuple[str, str, str, str, str]]:
+        return [
+            (
+                group["targets"][0],
+                *(group["labels"][k] for k in ("service", "version", "environment", "slot")),
+            )
+            for group in json.loads(targets.read_text())
+        ]
+
+    ports = {version: run["port"] for version, run in local.state()["processes"].items()}
+    assert labels() == [
+        (f"127.0.0.1:{ports['1.0.0']}", "hello-service", "1.0.0", "staging", "stable"),
+        (f"127.0.0.1:{ports['1.1.0']}", "hello-service", "1.1.0", "staging", "canary"),
+    ]
+
+    driver.promote(V2, "v2:promote")
+    assert labels() == [(f"127.0.0.1:{ports['1.1.0']}", "hello-service", "1.1.0", "staging", "stable")]
+
+    driver.stop_everything()
+    assert json.loads(targets.read_text()) == []

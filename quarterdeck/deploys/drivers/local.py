@@ -15,7 +15,8 @@ into the stable slot with all the traffic and stops the old one; `rollback` give
 traffic again (starting it if it does not run) and stops the new version.
 
 The driver writes haproxy.cfg itself and runs haproxy as the current user (no systemd). Everything it
-runs and every key it applied is in its state folder (QD_DEPLOY_STATE_DIR/local unless `state_dir`
+runs and every key it applied is in its state folder, and prometheus-targets.json there lists the
+version processes for a Prometheus to scrape (file_sd_configs) (QD_DEPLOY_STATE_DIR/local unless `state_dir`
 says otherwise); operations take turns on a lock there, so drivers in several worker processes, or a
 new one after a crash, carry on from the same state.
 """
@@ -51,7 +52,14 @@ from quarterdeck.deploys.drivers.haproxy import (
 )
 from quarterdeck.deploys.drivers.keyed import KeyedDriver
 from quarterdeck.deploys.drivers.ledger import KeyLedger
-from quarterdeck.deploys.drivers.local_state import LocalState, ServiceState, VersionRun, backend_name
+from quarterdeck.deploys.drivers.local_state import (
+    TARGETS_FILE,
+    LocalState,
+    ServiceState,
+    VersionRun,
+    backend_name,
+    write_scrape_targets,
+)
 from quarterdeck.deploys.drivers.placeholders import Template, parse
 from quarterdeck.deploys.drivers.processes import free_port, is_running, spawn, stop, wait_healthy
 from quarterdeck.deploys.drivers.steplog import StepLog
@@ -88,6 +96,8 @@ class LocalDriver(KeyedDriver):
         self.command = command
         self.state_dir = state_dir
         self.state_path = state_dir / "state.json"
+        self.targets_path = state_dir / TARGETS_FILE
+        """Prometheus file_sd targets: every version process, rewritten with the state."""
         self.haproxy = Haproxy(config.haproxy, state_dir)
         self.cwd = (context.base_dir / config.cwd) if config.cwd else context.base_dir
 
@@ -241,6 +251,7 @@ class LocalDriver(KeyedDriver):
                     stop(run.process, timeout=self.config.stop_timeout_seconds)
             self.haproxy.stop()
             LocalState().save(self.state_path)
+            write_scrape_targets(LocalState(), self.targets_path)
             write_atomically(self.haproxy.config_path, render_config([], self.haproxy.socket_path))
 
     # ------------------------------------------------------------------ plumbing
@@ -335,8 +346,10 @@ class _Operation:
         self.api = driver.haproxy.api()
 
     def save(self) -> None:
-        """The state, and haproxy.cfg to match it: a haproxy started from it serves what runs now."""
+        """The state, and haproxy.cfg and the Prometheus targets to match it: a haproxy started from it
+        serves what runs now, and a Prometheus reading the targets scrapes it."""
         self.state.save(self.driver.state_path)
+        write_scrape_targets(self.state, self.driver.targets_path)
         specs = [svc.spec() for svc in self.state.services.values()]
         write_atomically(
             self.driver.haproxy.config_path, render_config(specs, self.driver.haproxy.socket_path)

@@ -1,7 +1,11 @@
 """What the local driver remembers, in state.json of its state folder: per service and environment, the
 processes it runs (version, port, pid), which version sits in HAProxy's `stable` and `canary` slots
 and their weights. Written whole after every change, so a driver built anew over the folder (after a
-crash, in another worker) picks up where the last one was."""
+crash, in another worker) picks up where the last one was.
+
+Beside it, prometheus-targets.json lists the same processes as Prometheus file-based service discovery
+targets (`file_sd_configs`), rewritten with the state, so a Prometheus pointed at it scrapes every
+version the driver runs, labelled with its service, version, environment and slot."""
 
 from __future__ import annotations
 
@@ -17,6 +21,9 @@ from quarterdeck.deploys.drivers.haproxy import BackendSpec, ServerSlot, write_a
 from quarterdeck.deploys.drivers.processes import Running
 
 FORMAT = 1
+TARGETS_FILE = "prometheus-targets.json"
+NO_SLOT = "none"
+"""The `slot` label of a process no slot sends to (started, not yet in a slot; about to be stopped)."""
 
 
 @dataclass
@@ -126,6 +133,28 @@ class LocalState:
             },
         }
         write_atomically(path, json.dumps(body, indent=2) + "\n")
+
+
+def scrape_targets(state: LocalState) -> list[dict[str, Any]]:
+    """Every version process of the state as a Prometheus file_sd target group: `targets` holds its
+    `127.0.0.1:port`, `labels` its service, version, environment and slot (stable, canary or none)."""
+    groups: list[dict[str, Any]] = []
+    for _key, svc in sorted(state.services.items()):
+        slot_of = {version: slot for slot, version in svc.slots.items() if version is not None}
+        for version, run in sorted(svc.processes.items()):
+            labels = {
+                "service": svc.service,
+                "version": version,
+                "environment": svc.environment,
+                "slot": slot_of.get(version, NO_SLOT),
+            }
+            groups.append({"targets": [f"127.0.0.1:{run.port}"], "labels": labels})
+    return groups
+
+
+def write_scrape_targets(state: LocalState, path: Path) -> None:
+    """Replaces the file_sd targets file whole (Prometheus reads it again when it changes)."""
+    write_atomically(path, json.dumps(scrape_targets(state), indent=2) + "\n")
 
 
 def backend_name(service: str, environment: str) -> str:
