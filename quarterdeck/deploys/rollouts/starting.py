@@ -15,11 +15,13 @@ from quarterdeck.access import service as access
 from quarterdeck.access.schemas import Actor
 from quarterdeck.catalog import service as catalog
 from quarterdeck.catalog.schemas import ServiceRef
+from quarterdeck.db import RUNTIME_KEY
 from quarterdeck.deploys.models import Environment, Release
 from quarterdeck.deploys.pipelines import pipeline_for, pipeline_version_ref
 from quarterdeck.deploys.pipelines.format import ApprovalSpec, ApprovalStep, TeamRoleApprover
 from quarterdeck.deploys.pipelines.gates import has_second_person
 from quarterdeck.deploys.reading import find_environment
+from quarterdeck.deploys.releases import release_from_registry
 from quarterdeck.deploys.rollouts import approvals, freezes, lifecycle, store
 from quarterdeck.deploys.rollouts.models import Rollout, RolloutStep
 from quarterdeck.deploys.rollouts.states import RolloutState, StepState
@@ -30,13 +32,20 @@ MAX_QUEUED = 5
 RELEASE_CANDIDATES = 500
 
 
-def _release(session: Session, service: str, version: str) -> Release:
-    """The release of `version`, or NotFound naming the nearest versions the service has."""
+def _release(session: Session, ref: ServiceRef, version: str, *, at: datetime) -> Release:
+    """The release of `version`: one CI reported, or an image tagged `version` in the service's
+    registry repository (recorded as a release now); else NotFound naming the nearest versions."""
+    service = ref.slug
     release = session.scalar(
         select(Release).where(Release.service_slug == service, Release.version == version)
     )
     if release is not None:
         return release
+    runtime = session.info.get(RUNTIME_KEY)
+    registry = runtime.registry if runtime is not None else None
+    found = release_from_registry(session, ref, version, registry=registry, at=at)
+    if found is not None:
+        return found
     known = list(
         session.scalars(
             select(Release.version)
@@ -149,7 +158,7 @@ def start_rollout(
     env = find_environment(session, environment)
     resource = ref.resource(environment=env.slug, production=env.production)
     access.require(actor, "deploy.start", resource)
-    release = _release(session, ref.slug, version)
+    release = _release(session, ref, version, at=at)
     emergency_request = _frozen(session, ref, env, version, emergency=emergency, at=at)
     active = store.active_for(session, ref.slug, env.id)
     if active is not None:
