@@ -142,6 +142,16 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "pipelines apply": (str(ROOT / "tests" / "fixtures" / "pipelines" / "careful.yaml"), "--team", "shop"),
     "pipelines show": ("checkout", "--env", "production"),
     "pipelines list": (),
+    "deploy": ("checkout", "1.1.0", "--env", "staging"),
+    "environments freeze": (
+        "production",
+        "--from",
+        "2026-12-24T00:00:00+00:00",
+        "--until",
+        "2026-12-27T00:00:00+00:00",
+        "--reason",
+        "holidays",
+    ),
 }
 """Every command but `db upgrade` (which makes the tables), with arguments it would run with."""
 
