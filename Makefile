@@ -42,6 +42,10 @@ run: $(STAMP)
 stop-demo:
 	test ! -x $(BIN)/python || $(BIN)/python scripts/demo_services.py stop
 
+# Test processes for the tests outside tests/e2e (pytest-xdist; each starts its own PostgreSQL). The browser
+# tests run in one process after them: their module-wide servers are costly to start twice.
+TEST_PROCESSES ?= 2
+
 test-deps:
 	bash scripts/install-test-deps.sh
 
@@ -50,7 +54,7 @@ test: $(STAMP) test-deps
 	$(BIN)/ruff format --check quarterdeck tests bench
 	$(BIN)/mypy quarterdeck tests bench
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/e2e
+	$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/e2e -n $(TEST_PROCESSES)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e
 
 lint: $(STAMP)
