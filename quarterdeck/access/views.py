@@ -28,7 +28,7 @@ from quarterdeck.config import Settings
 from quarterdeck.db import transaction
 from quarterdeck.errors import Invalid, QuarterdeckError, RateLimited, Unauthenticated
 from quarterdeck.web.deps import ClockDep, IdPath, SessionDep, SettingsDep, runtime_of
-from quarterdeck.web.templating import templates
+from quarterdeck.web.templating import local_path, templates
 
 router = APIRouter(include_in_schema=False)
 OIDC_COOKIE = "qd_oidc"
@@ -39,9 +39,7 @@ Text = Annotated[str | None, Query(max_length=200)]
 
 def _safe_next(target: str | None) -> str:
     """Only paths of this site: never an open redirect to another host."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/"
+    return local_path(target) or "/"
 
 
 def _login_page(

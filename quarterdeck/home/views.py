@@ -12,17 +12,10 @@ from quarterdeck.access.deps import ReaderDep, SignedInDep, reader
 from quarterdeck.home import service
 from quarterdeck.home.schemas import KEY_LENGTH, EntityKind
 from quarterdeck.web.deps import ClockDep, SessionDep
-from quarterdeck.web.templating import is_htmx, templates
+from quarterdeck.web.templating import is_htmx, local_path, templates
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(reader)])
 Key = Annotated[str, Path(max_length=KEY_LENGTH)]
-
-
-def _local(target: str) -> str | None:
-    """Where a form may send the browser back to: a path on this site, nothing else (browsers drop tabs
-    and line breaks from a URL, so `/<tab>/elsewhere` would leave it: any such character is refused)."""
-    local = target.startswith("/") and not target.startswith("//") and "\\" not in target
-    return target if local and all(character > " " for character in target) else None
 
 
 @router.get("/", response_class=HTMLResponse, name="home")
@@ -43,7 +36,9 @@ def press_star(
 ) -> Response:
     """A star button: `starred` is what the button asks for (true: star), so pressing twice is harmless."""
     with session.begin():
-        button = service.set_star(session, actor, kind, slug, on=starred, at=clock.now(), next_=_local(next))
+        button = service.set_star(
+            session, actor, kind, slug, on=starred, at=clock.now(), next_=local_path(next)
+        )
     if is_htmx(request):
         return templates.TemplateResponse(request, "home/_star.html", {"star": button})
     return RedirectResponse(button.next, status_code=303)

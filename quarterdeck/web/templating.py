@@ -43,6 +43,15 @@ def with_query(request: Request, **changes: Any) -> str:
 SAFE_SCHEMES = ("http://", "https://", "mailto:", "slack:", "msteams:")
 
 
+def local_path(target: str | None) -> str | None:
+    """`target` when it is a path of this site, else None: never an open redirect to another host
+    (`//host`, a backslash, and any space, tab or control character are refused: browsers drop tabs
+    and line breaks from a URL, so `/<tab>/elsewhere` would leave the site)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    return target if all(character > " " for character in target) else None
+
+
 def safe_url(url: str | None) -> str:
     """Links from descriptors go into href: anything but web, mail and chat schemes becomes inert."""
     if url and url.strip().lower().startswith(SAFE_SCHEMES):

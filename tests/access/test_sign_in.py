@@ -457,6 +457,9 @@ def test_a_switched_off_users_session_stops_working(
         ("/\\evil.example", "/"),
         # another scheme
         ("javascript:alert(1)", "/"),
+        # a tab or line break that browsers drop, turning the path into //evil.example
+        ("/\t/evil.example", "/"),
+        ("/\n/evil.example", "/"),
     ],
 )
 def test_next_never_leaves_the_site(visitor: TestClient, next_: str, lands_on: str) -> None:
