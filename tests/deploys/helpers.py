@@ -6,11 +6,13 @@ needs the way an admin or CI would, over HTTP.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -226,3 +228,19 @@ def reporter(
     token = make_token(sessions, clock, user=None, scopes=["deploy"], team=team, name=name)
     with TestClient(app, headers=bearer(token)) as client:
         yield client
+
+
+RECORDER = "import sys; open(sys.argv[1], 'a').write(' '.join(sys.argv[2:]) + '\\n')"
+"""A command that appends its arguments, one call a line, to the file its first argument names."""
+
+
+def recording_drivers(path: Path, call_log: Path) -> Path:
+    """Write a drivers file at `path` whose `command` driver records each call as `METHOD KEY WEIGHT`
+    in `call_log`, for every service in every environment; the path."""
+    record = [sys.executable, "-c", RECORDER, str(call_log)]
+    lines = ["drivers:", "  - driver: command", "    config:"]
+    for method in ("prepare", "set_traffic", "promote", "rollback"):
+        argv = [*record, method, "{idempotency_key}", "{weight}"]
+        lines.append(f"      {method}: [{', '.join(repr(a) for a in argv)}]")
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -8,7 +8,6 @@ the worker runs due jobs in the test's thread. Drivers are the real `command` dr
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +28,7 @@ from quarterdeck.deploys import rollout_views
 from quarterdeck.deploys.rollouts.models import Rollout
 from quarterdeck.runtime import Runtime
 from tests.conftest import make_user, session_client
-from tests.deploys.helpers import IMAGE, Node, parse_html, post, put_environments, report
+from tests.deploys.helpers import IMAGE, Node, parse_html, post, put_environments, recording_drivers, report
 from tests.helpers import Json, create_service, create_team, wait_until_serving
 from tests.pg_cluster import free_port
 from tests.prometheus_server import metrics_exporter, prometheus_server, wait_for_series
@@ -40,7 +39,6 @@ ERROR_RATIO = (
     'sum(rate(http_requests_total{service="{service}",code="500"}[5s])) '
     '/ sum(rate(http_requests_total{service="{service}"}[5s]))'
 )
-RECORDER = "import sys; open(sys.argv[1], 'a').write(' '.join(sys.argv[2:]) + '\\n')"
 DEPLOYER, SECOND, OUTSIDER = "dev@shop.example", "second@shop.example", "x@other.example"
 WAITS: Json = {
     "name": "waits",
@@ -64,13 +62,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     """The command driver records each call as `METHOD KEY WEIGHT` in calls.log."""
-    record = [sys.executable, "-c", RECORDER, str(tmp_path / "calls.log")]
-    drivers = tmp_path / "drivers.yaml"
-    lines = ["drivers:", "  - driver: command", "    config:"]
-    for method in ("prepare", "set_traffic", "promote", "rollback"):
-        argv = [*record, method, "{idempotency_key}", "{weight}"]
-        lines.append(f"      {method}: [{', '.join(repr(a) for a in argv)}]")
-    drivers.write_text("\n".join(lines) + "\n")
+    drivers = recording_drivers(tmp_path / "drivers.yaml", tmp_path / "calls.log")
     prometheus_url = request.getfixturevalue("prometheus") if "prometheus" in request.fixturenames else None
     return Settings(
         database_url=db_url,

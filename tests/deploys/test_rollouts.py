@@ -34,7 +34,7 @@ from quarterdeck.errors import Conflict
 from quarterdeck.jobs import enqueue
 from quarterdeck.runtime import Runtime, running
 from tests.conftest import make_token, make_user
-from tests.deploys.helpers import IMAGE, live_versions, post, put_environments, report
+from tests.deploys.helpers import IMAGE, live_versions, post, put_environments, recording_drivers, report
 from tests.helpers import Json, audit_log, bearer, create_service, create_team, error_of
 from tests.prometheus_server import metrics_exporter, prometheus_server, wait_for_series
 
@@ -45,7 +45,6 @@ ERROR_RATIO = (
     '/ sum(rate(http_requests_total{service="{service}"}[5s]))'
 )
 """The exporter serves 2 failures in 52 requests a second: about 0.038."""
-RECORDER = "import sys; open(sys.argv[1], 'a').write(' '.join(sys.argv[2:]) + '\\n')"
 
 
 def canary(*, condition: str = "< 0.05", count: int = 2, failure_limit: int = 0, **extra: Any) -> Json:
@@ -85,13 +84,7 @@ def call_log(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path, call_log: Path, request: pytest.FixtureRequest) -> Settings:
     """The command driver records each call as `METHOD KEY WEIGHT` in the call log."""
-    record = [sys.executable, "-c", RECORDER, str(call_log)]
-    drivers = tmp_path / "drivers.yaml"
-    lines = ["drivers:", "  - driver: command", "    config:"]
-    for method in ("prepare", "set_traffic", "promote", "rollback"):
-        argv = [*record, method, "{idempotency_key}", "{weight}"]
-        lines.append(f"      {method}: [{', '.join(repr(a) for a in argv)}]")
-    drivers.write_text("\n".join(lines) + "\n")
+    drivers = recording_drivers(tmp_path / "drivers.yaml", call_log)
     prometheus_url = request.getfixturevalue("prometheus") if "prometheus" in request.fixturenames else None
     return Settings(
         database_url=db_url,

@@ -7,7 +7,6 @@ page without sideways scrolling, and someone of another team sees why they may n
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,11 +21,11 @@ from quarterdeck.db import transaction
 from quarterdeck.deploys import service as deploys
 from quarterdeck.deploys.schemas import DeployReport, EnvironmentIn
 from tests.conftest import make_token
+from tests.deploys.helpers import recording_drivers
 from tests.e2e.accessibility import axe_violations
 from tests.e2e.conftest import DESKTOP, AppSettings, LiveApp, WallClock, sign_in
 
 SERVICE = "checkout-api"
-RECORDER = "import sys; open(sys.argv[1], 'a').write(' '.join(sys.argv[2:]) + '\\n')"
 PIPELINE = {
     "name": "short-canary",
     "steps": [
@@ -42,14 +41,7 @@ PIPELINE = {
 def drivers(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A drivers file: the `command` driver appends each call to calls.log beside it."""
     folder = tmp_path_factory.mktemp("drivers")
-    record = [sys.executable, "-c", RECORDER, str(folder / "calls.log")]
-    lines = ["drivers:", "  - driver: command", "    config:"]
-    for method in ("prepare", "set_traffic", "promote", "rollback"):
-        argv = [*record, method, "{idempotency_key}", "{weight}"]
-        lines.append(f"      {method}: [{', '.join(repr(a) for a in argv)}]")
-    path = folder / "drivers.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return recording_drivers(folder / "drivers.yaml", folder / "calls.log")
 
 
 @pytest.fixture(scope="module")
