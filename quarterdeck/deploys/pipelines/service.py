@@ -17,6 +17,7 @@ from quarterdeck.access.schemas import Actor, Resource
 from quarterdeck.catalog import service as catalog
 from quarterdeck.catalog.schemas import ServiceFilters, ServiceRef
 from quarterdeck.deploys import queries
+from quarterdeck.deploys.flagging import approval_tiers
 from quarterdeck.deploys.models import Environment
 from quarterdeck.deploys.pipeline_models import PipelineRow
 from quarterdeck.deploys.pipelines import store
@@ -227,19 +228,10 @@ def _references(
     return problems
 
 
-def _approval_tiers() -> list[int]:
-    """The tiers whose production deploys the two-person rule covers (access decides which)."""
-    return [
-        tier
-        for tier in (1, 2, 3, 4)
-        if access.needs_second_approval(Resource(type="service", tier=tier, production=True))
-    ]
-
-
 def _covered_services(session: Session, scope: str, key: str) -> list[ServiceRef]:
     """The services an override of `scope` `key` decides for, now, whose production deploys need a
     second person."""
-    tiers = _approval_tiers()
+    tiers = sorted(approval_tiers())
     if scope == "service":
         ref = catalog.service_ref(session, key)
         return [ref] if ref.tier in tiers else []
