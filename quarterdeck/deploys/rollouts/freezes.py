@@ -4,12 +4,14 @@ the quarter), once or every week. Admins add and remove them; starting a rollout
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
 from quarterdeck.access import service as access
 from quarterdeck.access.schemas import Actor, Resource
+from quarterdeck.db import hold_lock
 from quarterdeck.deploys import queries
 from quarterdeck.deploys.models import Environment
 from quarterdeck.deploys.reading import find_environment
@@ -106,6 +108,7 @@ def add_freeze(
     env = find_environment(session, environment)
     access.require(actor, "settings.edit", Resource(type="environment", key=env.slug))
     _check(body)
+    hold_lock(session, f"deploys.freezes.{env.id}")  # the count below and the insert, as one
     kept = session.scalars(select(FreezeWindow.id).where(FreezeWindow.environment_id == env.id)).all()
     if len(kept) >= MAX_WINDOWS:
         raise Invalid(
@@ -142,7 +145,11 @@ def remove_freeze(session: Session, actor: Actor, freeze_id: int, *, at: datetim
     env = session.get_one(Environment, window.environment_id)
     access.require(actor, "settings.edit", Resource(type="environment", key=env.slug))
     before = freeze_out(window, env.slug, at).model_dump(mode="json", exclude={"active", "next_start"})
-    session.execute(delete(FreezeWindow).where(FreezeWindow.id == freeze_id))
+    removed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        delete(FreezeWindow).where(FreezeWindow.id == freeze_id)
+    )
+    if removed.rowcount != 1:  # another request removed it since it was read: that one is audited
+        raise NotFound(f"no freeze window {freeze_id}", code="freezes.unknown")
     access.record(
         session, actor, "environment.unfreeze", target=("environment", env.slug), at=at, before=before
     )
