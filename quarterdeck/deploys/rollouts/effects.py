@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from quarterdeck.deploys.drivers import DeployDriver, DriverError, StepLog, StepResult, StepTarget
 from quarterdeck.deploys.pipelines import fill_placeholders
 from quarterdeck.deploys.pipelines.format import AnalysisSpec
@@ -19,6 +21,7 @@ from quarterdeck.deploys.rollouts.analysis import Measurement, judge
 from quarterdeck.errors import QuarterdeckError
 from quarterdeck.integrations.http import make_client, mapped_errors
 from quarterdeck.integrations.prometheus import PrometheusClient
+from quarterdeck.runtime import Runtime
 
 WEBHOOK_TIMEOUT_SECONDS = 10.0
 KILL_GRACE_SECONDS = 5.0
@@ -123,10 +126,17 @@ def measure(
     return results
 
 
-def post_webhook(url: str, body: dict[str, Any], *, key: str, headers: Mapping[str, str]) -> Done:
+def webhook_client(runtime: Runtime) -> httpx.Client:
+    """The process's one client for notify steps: its connections are reused from step to step."""
+    return runtime.state("deploys.webhook_http", lambda: make_client(timeout=WEBHOOK_TIMEOUT_SECONDS))
+
+
+def post_webhook(
+    client: httpx.Client, url: str, body: dict[str, Any], *, key: str, headers: Mapping[str, str]
+) -> Done:
     """POST the rollout's state as JSON with an Idempotency-Key header; 2xx is success."""
     try:
-        with make_client(timeout=WEBHOOK_TIMEOUT_SECONDS) as client, mapped_errors("webhook"):
+        with mapped_errors("webhook"):
             response = client.post(url, json=body, headers={**headers, "Idempotency-Key": key})
     except QuarterdeckError as exc:
         return Done(False, (f"POST {url}: {exc.message}",), f"webhook {url}: {exc.message}")

@@ -324,6 +324,7 @@ def _notify(run: Run, spec: NotifyStep) -> None:
     }
     began = time.monotonic()
     done = effects.post_webhook(
+        effects.webhook_client(run.runtime),
         spec.notify.webhook,
         body,
         key=effects.step_key(run.rollout.id, run.step.position, "notify"),
