@@ -204,9 +204,10 @@ def live_view(session: Session, actor: Actor, rollout_id: int, *, at: datetime) 
     ref = catalog.service_ref(session, r.service)
     why_not = why_not_deploy(actor, ref)
     deciders = _deciders(session, actor, r) if why_not is None and "approve" in r.controls else set()
+    logs = rollouts.step_logs(session, r.id)
     rows = []
     for step in r.steps:
-        lines = rollouts.step_log(session, r.id, step.position).lines if step.log_lines else []
+        lines = logs.get(step.position, [])
         rows.append(
             StepRow(
                 step=step,

@@ -16,6 +16,7 @@ from quarterdeck.deploys.rollouts.reading import (
     rollout_view,
     service_rollouts,
     step_log,
+    step_logs,
 )
 from quarterdeck.deploys.rollouts.starting import MAX_QUEUED, start_rollout
 from quarterdeck.deploys.rollouts.states import RolloutState, StepState
@@ -37,4 +38,5 @@ __all__ = [
     "service_rollouts",
     "start_rollout",
     "step_log",
+    "step_logs",
 ]

@@ -236,3 +236,8 @@ def service_rollouts(session: Session, service_slug: str, *, limit: int) -> list
         )
         for row in rows
     ]
+
+
+def step_logs(session: Session, rollout_id: int) -> dict[int, list[str]]:
+    """The lines of every step of a rollout, by step position (the page shows them all at once)."""
+    return store.logs_of(session, rollout_id)

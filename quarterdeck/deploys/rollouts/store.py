@@ -226,6 +226,19 @@ def log_of(session: Session, rollout_id: int, position: int) -> list[str]:
     )
 
 
+def logs_of(session: Session, rollout_id: int) -> dict[int, list[str]]:
+    """Every step's log of a rollout in one query: step position -> its lines, oldest first."""
+    logs: dict[int, list[str]] = {}
+    rows = session.execute(
+        select(RolloutStepLog.position, RolloutStepLog.line)
+        .where(RolloutStepLog.rollout_id == rollout_id)
+        .order_by(RolloutStepLog.id)
+    )
+    for position, line in rows:
+        logs.setdefault(position, []).append(line)
+    return logs
+
+
 def events_after(session: Session, rollout_id: int, after: int, *, limit: int) -> list[RolloutEvent]:
     return list(
         session.scalars(
